@@ -1,0 +1,1 @@
+"""Collectors: one per accelerator family, behind one interface (see base.py)."""
