@@ -93,9 +93,10 @@ class FleetopsMetrics(Collector):
             return
         rows = [(self._label_values(s), s) for s in report.devices]
         for name, kind, help_text, get in METRICS:
-            # A plain Metric keeps the name exact: prometheus_client's CounterMetricFamily
-            # would append `_total`, which dcgm-exporter's names do not have.
-            family = Metric(name, help_text, kind)
+            # dcgm-exporter's counters have no `_total` suffix, and prometheus_client's text
+            # format renames a counter's metadata to `<name>_total`. Keeping the names exact
+            # matters more to dashboards than the TYPE line, so counters go out as untyped.
+            family = Metric(name, help_text, "unknown" if kind == "counter" else kind)
             for labels, s in rows:
                 value = get(s)
                 if value is not None:

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench NAME [--quick]`. Each prints a summary, then JSON lines."""
