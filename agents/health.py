@@ -139,10 +139,9 @@ def _xids(s: DeviceSample, c: Context) -> Iterable[Finding]:
             yield "warn", f"vendor Xid {recent[-1]} ({len(recent)} in 1h)"
         return
     for policy in XID_POLICIES:
-        hits = [
-            x for ts, x in c.xids
-            if ts >= c.now - policy.window_s and xidcat.lookup(x).action_class == policy.action_class
-        ]
+        since = c.now - policy.window_s
+        hits = [x for ts, x in c.xids
+                if ts >= since and xidcat.lookup(x).action_class == policy.action_class]
         if len(hits) >= policy.threshold:
             last = hits[-1]
             window = _fmt_window(policy.window_s)

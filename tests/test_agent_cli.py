@@ -54,7 +54,7 @@ def test_stream_stops_cleanly_on_signals(sig):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.readline()
     p.send_signal(sig)
-    out, err = p.communicate(timeout=20)
+    _out, err = p.communicate(timeout=20)
     assert p.returncode == 0 and b"Traceback" not in err
 
 

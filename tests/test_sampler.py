@@ -42,7 +42,7 @@ def make(clock=None):
 
 
 def test_seq_strictly_increases_across_kinds():
-    c, s, t = make()
+    c, s, _t = make()
     frames = [s.hello()]
     c.samples[0] = {"temp_c": 95}
     frames += s.tick()
@@ -63,7 +63,7 @@ def test_xid_between_ticks_is_an_event_with_class_and_action():
 
 
 def test_xid_feeds_the_health_window():
-    c, s, t = make()
+    c, s, _t = make()
     c.events.append(CollectorEvent(100.0, "xid", 0, "Xid 79", 79))
     frames = s.tick()
     report = frames[-1]
@@ -72,7 +72,7 @@ def test_xid_feeds_the_health_window():
 
 
 def test_health_transition_events_both_ways():
-    c, s, t = make()
+    c, s, _t = make()
     c.samples[0] = {"temp_c": 90}
     up = [f for f in s.tick() if isinstance(f, Event)]
     c.samples[0] = {"temp_c": 60}

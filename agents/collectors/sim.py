@@ -58,8 +58,9 @@ class Fault:
                 f"bad --sim-fault {text!r}: expected KIND:DEVICE:AFTER_SECONDS with KIND one of "
                 "xid<N>, ecc-dbe, thermal, lost (e.g. xid79:3:120)"
             )
-        kind = "xid" if m.group(2) else m.group(1)
-        return cls(kind, int(m.group(3)), float(m.group(4)), int(m.group(2)) if m.group(2) else None)
+        number = int(m.group(2)) if m.group(2) else None
+        kind = "xid" if number is not None else m.group(1)
+        return cls(kind, int(m.group(3)), float(m.group(4)), number)
 
 
 @dataclass
@@ -116,7 +117,7 @@ class SimCollector(Collector):
 
     def open(self) -> SystemInfo:
         s = self.spec
-        sm, mem, gen, width = _CLOCKS.get(s.model, (1500, 1600, 4, 16))
+        _sm, _mem, gen, width = _CLOCKS.get(s.model, (1500, 1600, 4, 16))
         for i in range(self.options.sim_devices):
             digest = hashlib.sha1(f"{self.options.sim_seed}:{s.model}:{i}".encode()).hexdigest()
             uuid = f"{'GPU' if s.vendor == 'nvidia' else s.model}-{digest[:8]}-{digest[8:12]}-" \

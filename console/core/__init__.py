@@ -1,0 +1,1 @@
+"""Console core: configuration and fleet model shared by the TUI and the CLI."""

@@ -1,0 +1,306 @@
+"""The live fleet: data center -> pool -> node -> device, in memory, without I/O.
+
+Frames come in through `apply(node, frame, now)`; the screens read the state and ask what
+changed with `take_changes()`. Applying a frame costs in proportion to that frame: a node
+keeps a small summary of its devices, and the data-center/pool totals move by the difference
+between the node's old and new summary, so nothing walks the fleet per frame.
+
+Frames are attributed to the inventory node whose connection delivered them, never to the
+name a frame claims (a node cannot speak for another).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agents.wire import DeviceInfo, DeviceSample, Event, Frame, Hello, Report
+from console.core.history import NodeHistory
+from console.core.inventory import Inventory
+
+LinkState = Literal[
+    "connecting", "live", "stale", "down", "auth-failed", "host-key-mismatch",
+    "agent-missing", "protocol-error",
+]
+LINK_STATES: tuple[str, ...] = LinkState.__args__  # type: ignore[attr-defined]
+STALE_AFTER_INTERVALS = 3
+
+
+@dataclass(slots=True)
+class Summary:
+    """What one node contributes to its data center's and pool's totals."""
+
+    devices: int = 0
+    util_sum: float = 0.0
+    util_n: int = 0
+    power_w: float = 0.0
+    mem_used_mib: float = 0.0
+    mem_total_mib: float = 0.0
+    health: tuple[int, int, int] = (0, 0, 0)  # devices ok, warn, crit
+    hottest_c: float | None = None
+
+
+@dataclass(slots=True)
+class Totals:
+    """Sums over many nodes; `add`/`sub` move them by one node's summary."""
+
+    nodes: Counter = field(default_factory=Counter)  # link state -> count
+    devices: int = 0
+    util_sum: float = 0.0
+    util_n: int = 0
+    power_w: float = 0.0
+    mem_used_mib: float = 0.0
+    mem_total_mib: float = 0.0
+    ok: int = 0
+    warn: int = 0
+    crit: int = 0
+    models: Counter = field(default_factory=Counter)  # model -> devices (from hello)
+
+    def add(self, s: Summary, sign: int = 1) -> None:
+        self.devices += sign * s.devices
+        self.util_sum += sign * s.util_sum
+        self.util_n += sign * s.util_n
+        self.power_w += sign * s.power_w
+        self.mem_used_mib += sign * s.mem_used_mib
+        self.mem_total_mib += sign * s.mem_total_mib
+        self.ok += sign * s.health[0]
+        self.warn += sign * s.health[1]
+        self.crit += sign * s.health[2]
+
+    def merge(self, other: Totals) -> None:
+        self.nodes.update(other.nodes)
+        self.models.update(other.models)
+        for name in ("devices", "util_sum", "util_n", "power_w", "mem_used_mib",
+                     "mem_total_mib", "ok", "warn", "crit"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def util_pct(self) -> float | None:
+        return self.util_sum / self.util_n if self.util_n else None
+
+
+class NodeState:
+    """One node: its link, the agent's hello, the latest sample of each device, history."""
+
+    __slots__ = (
+        "admin", "dc", "error", "events", "hello", "history", "interval_s", "labels",
+        "last_seen", "last_seq", "link", "name", "pool", "rejects", "reported_name",
+        "samples", "skew_s", "summary", "frames",
+    )
+
+    def __init__(self, name: str, dc: str, pool: str, interval_s: float = 1.0,
+                 labels: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.dc = dc
+        self.pool = pool
+        self.labels = labels or {}
+        self.interval_s = interval_s
+        self.link: str = "connecting"
+        self.admin: str = "active"  # active, cordoned, draining, drained (operations)
+        self.error: str | None = None
+        self.last_seen: float | None = None
+        self.last_seq = -1
+        self.hello: Hello | None = None
+        self.reported_name: str | None = None
+        self.samples: list[DeviceSample] = []
+        self.history: NodeHistory | None = None
+        self.summary = Summary()
+        self.rejects: Counter = Counter()
+        self.events: deque[Event] = deque(maxlen=100)
+        self.skew_s: float | None = None
+        self.frames = 0
+
+    @property
+    def devices_info(self) -> list[DeviceInfo]:
+        return self.hello.devices if self.hello else []
+
+    @property
+    def health(self) -> str:
+        _ok, warn, crit = self.summary.health
+        return "crit" if crit else "warn" if warn else "ok"
+
+
+@dataclass
+class Changes:
+    nodes: set[str]
+    dcs: set[str]
+    events: list[Event]
+
+
+class FleetState:
+    def __init__(self, inventory: Inventory | None = None, *, history_s: int = 300,
+                 max_events: int = 10_000) -> None:
+        self.nodes: dict[str, NodeState] = {}
+        self.dc_meta: dict[str, dict] = {}
+        self.pool_totals: dict[tuple[str, str], Totals] = {}
+        self.events: deque[tuple[str, Event]] = deque(maxlen=max_events)
+        self.history_s = history_s
+        self._changed_nodes: set[str] = set()
+        self._changed_dcs: set[str] = set()
+        self._new_events: list[Event] = []
+        if inventory is not None:
+            for dc in inventory.dcs:
+                self.add_dc(dc.name, region=dc.region, country=dc.country,
+                            domestic_target=dc.domestic_target)
+                for n in dc.nodes:
+                    self.add_node(n.name, dc.name, n.pool, interval_s=n.interval_s,
+                                  labels=dict(n.labels))
+
+    # -- building -----------------------------------------------------------------------
+
+    def add_dc(self, name: str, **meta) -> None:
+        self.dc_meta.setdefault(name, meta)
+        for pool in ("nvidia", "domestic"):
+            self.pool_totals.setdefault((name, pool), Totals())
+
+    def add_node(self, name: str, dc: str, pool: str, *, interval_s: float = 1.0,
+                 labels: dict[str, str] | None = None) -> NodeState:
+        if name in self.nodes:
+            raise ValueError(f"node {name!r} already in the fleet")
+        self.add_dc(dc)
+        node = self.nodes[name] = NodeState(name, dc, pool, interval_s, labels)
+        self.pool_totals[(dc, pool)].nodes[node.link] += 1
+        self._touch(node)
+        return node
+
+    # -- frames -------------------------------------------------------------------------
+
+    def apply(self, name: str, frame: Frame, now: float) -> None:
+        """Apply one decoded frame from node `name`'s connection."""
+        node = self.nodes[name]
+        if isinstance(frame, Hello):
+            self._hello(node, frame)
+        elif frame.seq <= node.last_seq:
+            node.rejects["seq"] += 1  # a replay or a confused agent: keep the newer state
+            return
+        node.last_seq = frame.seq
+        node.frames += 1
+        node.last_seen = now
+        node.skew_s = now - frame.ts
+        if node.link != "live":
+            self.set_link(name, "live")
+        if isinstance(frame, Report):
+            self._report(node, frame)
+        elif isinstance(frame, Event):
+            node.events.append(frame)
+            self.events.append((name, frame))
+            self._new_events.append(frame)
+            self._touch(node)
+
+    def _hello(self, node: NodeState, hello: Hello) -> None:
+        totals = self.pool_totals[(node.dc, node.pool)]
+        if node.hello is not None:
+            totals.models.subtract(d.model for d in node.hello.devices)
+        totals.models.update(d.model for d in hello.devices)
+        for model in [m for m, n in totals.models.items() if n <= 0]:
+            del totals.models[model]
+        node.hello = hello
+        node.reported_name = hello.node
+        node.interval_s = hello.interval_s
+        node.last_seq = -1  # a new stream starts its own sequence
+        capacity = max(1, int(self.history_s / max(hello.interval_s, 0.1)))
+        if node.history is None or node.history.devices != len(hello.devices):
+            node.history = NodeHistory(len(hello.devices), capacity)
+        self._touch(node)
+
+    def _report(self, node: NodeState, report: Report) -> None:
+        devices = report.devices
+        node.samples = devices
+        if node.history is None or node.history.devices < len(devices):
+            node.history = NodeHistory(len(devices), node.history.capacity
+                                       if node.history else self.history_s)
+        node.history.append(report.ts, devices)
+        new = _summarise(devices)
+        totals = self.pool_totals[(node.dc, node.pool)]
+        totals.add(node.summary, -1)
+        totals.add(new)
+        node.summary = new
+        self._touch(node)
+
+    def reject(self, name: str, reason: str) -> None:
+        """Count a line from this node that was not a valid frame."""
+        node = self.nodes[name]
+        node.rejects[reason] += 1
+        self._touch(node)
+
+    def set_link(self, name: str, link: str, error: str | None = None) -> None:
+        node = self.nodes[name]
+        if link != node.link:
+            counts = self.pool_totals[(node.dc, node.pool)].nodes
+            counts[node.link] -= 1
+            counts[link] += 1
+            node.link = link
+        if error is not None or link == "live":
+            node.error = error
+        self._touch(node)
+
+    def set_admin(self, name: str, admin: str) -> None:
+        self.nodes[name].admin = admin
+        self._touch(self.nodes[name])
+
+    def mark_stale(self, now: float) -> list[str]:
+        """Live nodes silent for STALE_AFTER_INTERVALS intervals turn stale. O(nodes), 1 Hz."""
+        stale = []
+        for node in self.nodes.values():
+            if (node.link == "live" and node.last_seen is not None
+                    and now - node.last_seen > STALE_AFTER_INTERVALS * node.interval_s):
+                stale.append(node.name)
+        for name in stale:
+            silent = now - (self.nodes[name].last_seen or now)
+            self.set_link(name, "stale", f"no frame for {silent:.1f}s")
+        return stale
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _touch(self, node: NodeState) -> None:
+        self._changed_nodes.add(node.name)
+        self._changed_dcs.add(node.dc)
+
+    def take_changes(self) -> Changes:
+        """What changed since the last call (the screens redraw only that)."""
+        changes = Changes(self._changed_nodes, self._changed_dcs, self._new_events)
+        self._changed_nodes, self._changed_dcs, self._new_events = set(), set(), []
+        return changes
+
+    def totals(self, dc: str | None = None, pool: str | None = None) -> Totals:
+        out = Totals()
+        for (d, p), t in self.pool_totals.items():
+            if (dc is None or d == dc) and (pool is None or p == pool):
+                out.merge(t)
+        return out
+
+    def domestic_share(self, dc: str | None = None) -> float | None:
+        """Share of devices in the domestic pool (by devices the agents reported)."""
+        dom = self.totals(dc, "domestic").models.total()
+        allm = self.totals(dc).models.total()
+        return dom / allm if allm else None
+
+
+def _summarise(devices: list[DeviceSample]) -> Summary:
+    util_sum = power = used = total = 0.0
+    util_n = ok = warn = crit = 0
+    hottest: float | None = None
+    for d in devices:
+        u = d.util_pct
+        if u is not None:
+            util_sum += u
+            util_n += 1
+        if d.power_w is not None:
+            power += d.power_w
+        if d.mem_used_mib is not None:
+            used += d.mem_used_mib
+        if d.mem_total_mib is not None:
+            total += d.mem_total_mib
+        t = d.temp_c
+        if t is not None and (hottest is None or t > hottest):
+            hottest = t
+        h = d.health
+        if h == "ok":
+            ok += 1
+        elif h == "warn":
+            warn += 1
+        else:
+            crit += 1
+    return Summary(len(devices), util_sum, util_n, power, used, total, (ok, warn, crit), hottest)
+
