@@ -86,7 +86,7 @@ class NodeState:
     __slots__ = (
         "admin", "dc", "error", "events", "hello", "history", "interval_s", "labels",
         "last_seen", "last_seq", "link", "name", "pool", "rejects", "reported_name",
-        "samples", "skew_s", "summary", "frames",
+        "samples", "skew_s", "summary", "frames", "reports",
     )
 
     def __init__(self, name: str, dc: str, pool: str, interval_s: float = 1.0,
@@ -110,6 +110,7 @@ class NodeState:
         self.events: deque[Event] = deque(maxlen=100)
         self.skew_s: float | None = None
         self.frames = 0
+        self.reports = 0
 
     @property
     def devices_info(self) -> list[DeviceInfo]:
@@ -207,6 +208,7 @@ class FleetState:
     def _report(self, node: NodeState, report: Report) -> None:
         devices = report.devices
         node.samples = devices
+        node.reports += 1
         if node.history is None or node.history.devices < len(devices):
             node.history = NodeHistory(len(devices), node.history.capacity
                                        if node.history else self.history_s)
