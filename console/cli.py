@@ -65,7 +65,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         table = {"nodes": lambda: views.nodes_table(fleet, names, time.time()),
                  "devices": lambda: views.devices_table(fleet, names),
                  "events": lambda: views.events_table(fleet, names)}[args.command]()
-        Console().print(table)
+        # Piped output is read by scripts and `less -S`: don't squeeze it into 80 columns.
+        Console(width=None if sys.stdout.isatty() else 200).print(table)
     missing = [n for n in names if not answered(fleet, n)]
     if missing:
         print(f"fleetops: {len(missing)} of {len(names)} node(s) did not answer: "

@@ -71,9 +71,10 @@ def _models(node: NodeState) -> str:
 
 def nodes_table(fleet: FleetState, names: list[str], now: float) -> Table:
     t = Table(title="nodes", title_justify="left", expand=False)
+    widest = max((len(n) for n in names), default=4)
     for col in ("node", "dc", "pool", "devices", "state", "health", "util %", "mem %",
                 "hot C", "power W", "seen", "error"):
-        t.add_column(col, no_wrap=col != "error",
+        t.add_column(col, no_wrap=col != "error", min_width=widest if col == "node" else None,
                      justify="right" if col in ("util %", "mem %", "hot C", "power W", "seen")
                      else "left")
     for n in names:

@@ -1,0 +1,115 @@
+"""`fleetops nodes|devices|events` against the demo fleet, as a script would run them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FLEETOPS = str(Path(sys.executable).parent / "fleetops")
+
+
+@pytest.fixture(scope="module")
+def demo_inventory():
+    p = subprocess.Popen([FLEETOPS, "demo", "--serve", "--nodes", "6", "--devices", "2",
+                          "--interval", "0.2", "--seed", "5"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = p.stdout.readline().strip()
+    assert path, p.stderr.read()
+    yield Path(path)
+    p.terminate()
+    p.wait(timeout=10)
+    assert not Path(path).exists()  # the demo cleans up its keys and inventory
+
+
+def fleetops(*args, timeout=60):
+    return subprocess.run([FLEETOPS, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_nodes_json_shape_and_exit_0(demo_inventory):
+    r = fleetops("--inventory", str(demo_inventory), "nodes", "--json")
+    assert r.returncode == 0, r.stderr
+    nodes = json.loads(r.stdout)
+    assert len(nodes) == 6
+    for n in nodes:
+        assert {"name", "dc", "pool", "state", "health", "last_seen", "devices", "admin"} <= set(n)
+        assert n["state"] == "live" and n["health"] in {"ok", "warn", "crit"}
+        assert len(n["devices"]) == 2 and n["devices"][0]["uuid"]
+
+
+def test_devices_filtered_by_dc_and_pool(demo_inventory):
+    r = fleetops("--inventory", str(demo_inventory), "devices", "--dc", "xining", "--pool",
+                 "domestic", "--json")
+    devices = json.loads(r.stdout)
+    assert r.returncode == 0 and devices
+    assert {d["dc"] for d in devices} == {"xining"} and {d["pool"] for d in devices} == {"domestic"}
+    assert all("node" in d and "util_pct" in d for d in devices)
+
+
+def test_events_json_is_a_list_of_frames_with_node(demo_inventory):
+    r = fleetops("--inventory", str(demo_inventory), "events", "--json")
+    assert r.returncode == 0
+    for e in json.loads(r.stdout):
+        assert e["kind"] == "event" and e["node"]
+
+
+def test_tables_for_people(demo_inventory):
+    r = fleetops("--inventory", str(demo_inventory), "nodes")
+    assert r.returncode == 0 and "live" in r.stdout and "xining" in r.stdout
+
+
+def test_unreachable_node_is_reported_and_exit_3(demo_inventory, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    inv = tmp_path / "inv.toml"
+    inv.write_text(demo_inventory.read_text() + f"""
+[[dc]]
+name = "lost-dc"
+region = "nowhere"
+country = "XX"
+[[dc.node]]
+name = "ghost-01"
+host = "127.0.0.1"
+port = {dead}
+pool = "nvidia"
+""")
+    r = fleetops("--inventory", str(inv), "nodes", "--json", "--timeout", "5")
+    assert r.returncode == 3
+    nodes = {n["name"]: n for n in json.loads(r.stdout)}
+    assert nodes["ghost-01"]["state"] == "down" and "refused" in nodes["ghost-01"]["error"]
+    assert sum(n["state"] == "live" for n in nodes.values()) == 6
+    assert "ghost-01" in r.stderr and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("[[dc]]\nname = 'a'\n", "region"),
+    ("this is not toml", "line 1"),
+    ("[[dc]]\nname='a'\nregion='r'\ncountry='c'\n[[dc.node]]\nname='n'\nhost='h'\npool='tpu'\n",
+     "pool"),
+])
+def test_broken_inventory_is_one_line_exit_2(tmp_path, content, needle):
+    inv = tmp_path / "bad.toml"
+    inv.write_text(content)
+    r = fleetops("--inventory", str(inv), "nodes")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "bad.toml" in r.stderr and needle in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_inventory_is_exit_2(tmp_path):
+    r = fleetops("--inventory", str(tmp_path / "nope.toml"), "nodes")
+    assert r.returncode == 2 and "nope.toml" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_dc_is_exit_2(demo_inventory):
+    r = fleetops("--inventory", str(demo_inventory), "nodes", "--dc", "atlantis")
+    assert r.returncode == 2 and "atlantis" in r.stderr
+
+
+def test_usage_error_is_exit_2():
+    assert fleetops("nodes", "--pool", "tpu").returncode == 2
