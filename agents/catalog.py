@@ -6,6 +6,7 @@ new model is one TOML table.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import cache
 from importlib import resources
@@ -49,6 +50,10 @@ def find(model: str) -> ModelSpec | None:
     text = model.upper()
     best = None
     for key, value in models().items():
-        if key.upper() in text and (best is None or len(key) > len(best.model)):
+        # A key ending in a digit must not run into more digits: "H20" is not "H200". A key
+        # ending in a letter may: "910B" is the family of "910B3".
+        tail = "(?![0-9])" if key[-1].isdigit() else ""
+        if re.search(rf"(?<![A-Z0-9]){re.escape(key.upper())}{tail}", text) and (
+                best is None or len(key) > len(best.model)):
             best = value
     return best

@@ -143,3 +143,13 @@ def test_every_sim_frame_round_trips_the_wire():
     for model in ("H100", "910B", "PPU", "MLU590", "DCU"):
         for f in run(sim(model=model, faults=["thermal:0:0", "xid79:1:2"]), 5):
             assert decode_frame(encode_frame(f)) == f
+
+
+@pytest.mark.parametrize("text, model", [
+    ("NVIDIA H100 80GB HBM3", "H100"), ("NVIDIA H20", "H20"), ("NVIDIA H200", None),
+    ("910B3", "910B"), ("MLU590-M9", "MLU590"), ("NVIDIA A100-SXM4-80GB", "A100"),
+    ("GH100", None), ("PPU-ZW810E", "PPU"),
+])
+def test_catalog_matches_vendor_names_by_whole_model(text, model):
+    found = catalog.find(text)
+    assert (found.model if found else None) == model
