@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(openssh-server tmux)
+SYSTEM_PACKAGES=(openssh-server)
 
 want_system=0
 [[ "${1:-}" == "--system" ]] && want_system=1
