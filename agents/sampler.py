@@ -63,10 +63,10 @@ class Sampler:
         return Hello(
             v=PROTOCOL_VERSION, node=self.node, seq=seq, ts=ts,
             agent_version=__version__, hostname=socket.gethostname(),
-            collectors=[self.collector.name], interval_s=self.interval_s,
+            collectors=(self.collector.name,), interval_s=self.interval_s,
             driver_version=self.system.driver_version,
             runtime_version=self.system.runtime_version,
-            devices=list(self.system.devices),
+            devices=tuple(self.system.devices),
         )
 
     def tick(self) -> list[Frame]:
@@ -83,7 +83,7 @@ class Sampler:
             frames.extend(self._assess(s, now))
         seq, ts = self._next()
         frames.append(Report(v=PROTOCOL_VERSION, node=self.node, seq=seq, ts=ts,
-                             devices=samples, errors=errors))
+                             devices=tuple(samples), errors=tuple(errors)))
         return frames
 
     def drain_events(self) -> list[Frame]:
@@ -148,7 +148,8 @@ class Sampler:
             xids=tuple(state.xids.recent(now)),
             apply_xid_catalog=s.vendor == "nvidia",
         )
-        s.health, s.reasons = health.assess(s, ctx)
+        s.health, reasons = health.assess(s, ctx)
+        s.reasons = tuple(reasons)
         if s.health != state.health:
             sev = "info" if s.health == "ok" else s.health
             reason = s.reasons[0] if s.reasons else "all checks pass"

@@ -45,7 +45,7 @@ MAX_DEVICES = 256
 MAX_PROCESSES = 1024
 
 
-class Process(Struct, kw_only=True, frozen=True):
+class Process(Struct, kw_only=True, frozen=True, gc=False):
     """A process holding device memory. `name` is node-supplied text: untrusted."""
 
     pid: Annotated[int, Meta(ge=0, le=2**31)]
@@ -53,7 +53,7 @@ class Process(Struct, kw_only=True, frozen=True):
     used_mib: MiB | None = None
 
 
-class MigDevice(Struct, kw_only=True, frozen=True):
+class MigDevice(Struct, kw_only=True, frozen=True, gc=False):
     uuid: Name
     gpu_instance_id: Count | None = None
     compute_instance_id: Count | None = None
@@ -61,7 +61,7 @@ class MigDevice(Struct, kw_only=True, frozen=True):
     mem_total_mib: MiB | None = None
 
 
-class DeviceInfo(Struct, kw_only=True):
+class DeviceInfo(Struct, kw_only=True, gc=False):
     """Static facts of one device, sent once in `hello`."""
 
     uuid: Name
@@ -82,7 +82,7 @@ class DeviceInfo(Struct, kw_only=True):
     pcie_width_max: Count | None = None
 
 
-class DeviceSample(Struct, kw_only=True):
+class DeviceSample(Struct, kw_only=True, gc=False):
     """One sample of one device. Every metric may be null (the device cannot report it)."""
 
     uuid: Name
@@ -104,7 +104,7 @@ class DeviceSample(Struct, kw_only=True):
     pstate: Count | None = None
     fan_pct: Pct | None = None
     # Active clock-event (throttle) reasons, by short name ("hw-slowdown", "sw-power-cap", ...).
-    throttle_reasons: Annotated[list[Name], Meta(max_length=32)] | None = None
+    throttle_reasons: Annotated[tuple[Name, ...], Meta(max_length=32)] | None = None
     ecc_sbe_volatile: Count | None = None
     ecc_dbe_volatile: Count | None = None
     ecc_sbe_aggregate: Count | None = None
@@ -119,17 +119,19 @@ class DeviceSample(Struct, kw_only=True):
     # NVIDIA's recovery action ("none", "gpu-reset", "node-reboot", "drain-p2p", ...).
     recovery_action: Name | None = None
     mig_mode: bool | None = None
-    mig_devices: Annotated[list[MigDevice], Meta(max_length=64)] | None = None
+    mig_devices: Annotated[tuple[MigDevice, ...], Meta(max_length=64)] | None = None
     # Vendor's own health word, verbatim (Ascend "Warning", Cambricon "FAIL", ...).
     vendor_health: Name | None = None
     health: Health = "ok"
-    reasons: Annotated[list[Name], Meta(max_length=64)] = []
-    processes: Annotated[list[Process], Meta(max_length=MAX_PROCESSES)] = []
+    reasons: Annotated[tuple[Name, ...], Meta(max_length=64)] = ()
+    processes: Annotated[tuple[Process, ...], Meta(max_length=MAX_PROCESSES)] = ()
 
 
 # Envelope fields are positional so they come first on the wire (after `kind`), which keeps
 # lines readable by eye; each kind's own fields are keyword-only after them.
-class _Frame(Struct, tag_field="kind"):
+# gc=False on every wire type: frames never form reference cycles, and a console holding the
+# latest sample of 80,000 devices should not have the garbage collector walk them all.
+class _Frame(Struct, tag_field="kind", gc=False):
     v: Annotated[int, Meta(ge=0, le=2**31)]
     node: Name
     seq: Count
@@ -139,17 +141,17 @@ class _Frame(Struct, tag_field="kind"):
 class Hello(_Frame, tag="hello", kw_only=True):
     agent_version: Name
     hostname: Name
-    collectors: Annotated[list[Name], Meta(max_length=16)]
+    collectors: Annotated[tuple[Name, ...], Meta(max_length=16)]
     interval_s: Annotated[float, Meta(gt=0, le=3600)]
     driver_version: Name | None = None
     runtime_version: Name | None = None
-    devices: Annotated[list[DeviceInfo], Meta(max_length=MAX_DEVICES)] = []
+    devices: Annotated[tuple[DeviceInfo, ...], Meta(max_length=MAX_DEVICES)] = ()
 
 
 class Report(_Frame, tag="report", kw_only=True):
-    devices: Annotated[list[DeviceSample], Meta(max_length=MAX_DEVICES)]
+    devices: Annotated[tuple[DeviceSample, ...], Meta(max_length=MAX_DEVICES)]
     # Collector trouble that did not stop the report (an SMI tool timing out, ...).
-    errors: Annotated[list[Text], Meta(max_length=64)] = []
+    errors: Annotated[tuple[Text, ...], Meta(max_length=64)] = ()
 
 
 EventType = Literal[

@@ -8,6 +8,7 @@ import sys
 
 BENCHES = {
     "agent": "bench.agent",
+    "ingest": "bench.ingest",
 }
 
 

@@ -131,7 +131,7 @@ def test_collector_reads_its_tool_into_wire_samples(
     assert [(p.pid, p.name, p.used_mib) for p in sample.processes] == processes
     for s in report.devices:
         assert s.pool == "domestic" and s.vendor == cls.vendor and s.uuid
-        assert s.health == "ok" and s.reasons == []  # left to the health rules
+        assert s.health == "ok" and s.reasons == ()  # left to the health rules
     # Static facts and samples agree, and the ids are stable from one run to the next.
     assert [d.uuid for d in hello.devices] == [s.uuid for s in report.devices]
     assert [s.uuid for s in collector.sample(2.0)] == [s.uuid for s in report.devices]

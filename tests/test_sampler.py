@@ -103,6 +103,6 @@ def test_a_collector_failing_one_tick_reports_the_error_and_goes_on():
     c, s, _ = make()
     c.fail = True
     report = s.tick()[-1]
-    assert report.devices == [] and "tool crashed" in report.errors[0]
+    assert report.devices == () and "tool crashed" in report.errors[0]
     c.fail = False
     assert s.tick()[-1].devices[0].uuid == "GPU-a"

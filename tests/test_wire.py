@@ -30,9 +30,9 @@ SCHEMA_FILE = Path(__file__).parents[1] / "agents" / "schema" / "frames-v1.schem
 
 def _report(**device) -> Report:
     d = DeviceSample(uuid="GPU-1", index=0, vendor="nvidia", model="H100", pool="nvidia",
-                     util_pct=50.0, processes=[Process(pid=42, name="python", used_mib=10.0)],
+                     util_pct=50.0, processes=(Process(pid=42, name="python", used_mib=10.0),),
                      **device)
-    return Report(1, "n1", 7, 1700000000.5, devices=[d])
+    return Report(1, "n1", 7, 1700000000.5, devices=(d,))
 
 
 def _line(obj: dict) -> bytes:
@@ -141,7 +141,7 @@ def test_too_many_devices_in_one_frame_is_rejected():
 
 
 def test_hello_and_event_round_trip():
-    hello = Hello(1, "n", 1, 2.0, agent_version="1", hostname="h", collectors=["sim"],
+    hello = Hello(1, "n", 1, 2.0, agent_version="1", hostname="h", collectors=("sim",),
                   interval_s=1.0)
     event = Event(1, "n", 2, 3.0, event="xid", severity="crit", message="m", code=79,
                   action_class="DRAIN")

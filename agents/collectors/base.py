@@ -23,7 +23,7 @@ class CollectorError(Exception):
 class SystemInfo:
     driver_version: str | None
     runtime_version: str | None
-    devices: list[DeviceInfo]
+    devices: tuple[DeviceInfo, ...]
 
 
 @dataclass(frozen=True)

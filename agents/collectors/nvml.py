@@ -311,7 +311,7 @@ class NvmlCollector(Collector):
         # 12040 -> "12.4"
         runtime = f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) and cuda else None
         self._start_events()
-        return SystemInfo(driver_version=driver, runtime_version=runtime, devices=list(self._info))
+        return SystemInfo(driver_version=driver, runtime_version=runtime, devices=tuple(self._info))
 
     def _system_call(self, fname: str) -> Any:
         try:
@@ -441,7 +441,7 @@ class NvmlCollector(Collector):
         m["fan_pct"] = call(i, "fan_pct", "nvmlDeviceGetFanSpeed", h)
         reasons = call(i, "throttle_reasons", "nvmlDeviceGetCurrentClocksEventReasons", h)
         if reasons is not None:
-            m["throttle_reasons"] = [n for bit, n in CLOCK_EVENT_REASONS if reasons & bit]
+            m["throttle_reasons"] = tuple(n for bit, n in CLOCK_EVENT_REASONS if reasons & bit)
         m["pcie_gen"] = call(i, "pcie_gen", "nvmlDeviceGetCurrPcieLinkGeneration", h)
         m["pcie_width"] = call(i, "pcie_width", "nvmlDeviceGetCurrPcieLinkWidth", h)
         m.update(self._counters(i, h))
@@ -449,12 +449,13 @@ class NvmlCollector(Collector):
         if mig is not None:
             m["mig_mode"] = mig[0] == nv.NVML_DEVICE_MIG_ENABLE
             if m["mig_mode"]:
-                m["mig_devices"] = self._mig_devices(i, h)
+                migs = self._mig_devices(i, h)
+                m["mig_devices"] = None if migs is None else tuple(migs)
             if self._mig_mode[i] is not None and self._mig_mode[i] != m["mig_mode"]:
                 # What MIG hides (utilisation, row remap) comes back when it is turned off.
                 self._unsupported[i].clear()
             self._mig_mode[i] = m["mig_mode"]
-        m["processes"] = self._processes(i, h)
+        m["processes"] = tuple(self._processes(i, h))
         return fit(DeviceSample, uuid=info.uuid, index=i, vendor=info.vendor, model=info.model,
                    pool=info.pool, **m)
 

@@ -137,7 +137,7 @@ class SimCollector(Collector):
         driver = "550.54.15" if s.vendor == "nvidia" else "sim-1.0"
         runtime = "12.4" if s.vendor == "nvidia" else None
         return SystemInfo(driver_version=driver, runtime_version=runtime,
-                          devices=[d.info for d in self._devices])
+                          devices=tuple(d.info for d in self._devices))
 
     def _seed_load(self) -> None:
         # Without a scheduler telling us what runs where, make a believable node: most devices
@@ -248,12 +248,13 @@ class SimCollector(Collector):
         base.ecc_sbe_volatile, base.ecc_dbe_volatile = d.sbe_vol, d.dbe_vol
         base.ecc_sbe_aggregate, base.ecc_dbe_aggregate = d.sbe_agg, d.dbe_agg
         base.pcie_gen, base.pcie_width, base.pcie_replays = gen, width, d.replays
-        base.processes = [Process(pid=p.pid, name=p.name, used_mib=p.mem_mib) for p in d.processes]
+        base.processes = tuple(Process(pid=p.pid, name=p.name, used_mib=p.mem_mib)
+                               for p in d.processes)
         if nvidia:
             # Fields only NVML reports; domestic tools leave them out, so the sim does too.
             base.mem_temp_c = round(d.temp + 6, 1)
             base.pstate = 0 if busy else 8
-            base.throttle_reasons = reasons
+            base.throttle_reasons = tuple(reasons)
             base.remapped_rows_correctable = 0
             base.remapped_rows_uncorrectable = d.dbe_agg
             base.remap_pending = d.dbe_vol > 0

@@ -141,7 +141,7 @@ class SmiCollector(Collector):
         return SystemInfo(
             driver_version=clean_text(reading.driver_version or "") or None,
             runtime_version=None,
-            devices=[self.device_info(d) for d in reading.devices],
+            devices=tuple(self.device_info(d) for d in reading.devices),
         )
 
     def sample(self, now: float) -> list[DeviceSample]:
@@ -193,5 +193,5 @@ class SmiCollector(Collector):
             power_limit_w=_bounded(d.power_limit_w, 0, 100_000),
             fan_pct=_bounded(d.fan_pct, 0, 100),
             vendor_health=clean_text(d.health or "") or None,
-            processes=processes[:MAX_PROCESSES],
+            processes=tuple(processes[:MAX_PROCESSES]),
         )

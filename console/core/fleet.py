@@ -209,11 +209,12 @@ class FleetState:
         devices = report.devices
         node.samples = devices
         node.reports += 1
-        if node.history is None or node.history.devices < len(devices):
-            node.history = NodeHistory(len(devices), node.history.capacity
-                                       if node.history else self.history_s)
-        node.history.append(report.ts, devices)
-        new = _summarise(devices)
+        history = node.history
+        if history is None or history.devices < len(devices):
+            history = node.history = NodeHistory(
+                len(devices), history.capacity if history else self.history_s)
+        u, un, pw, used, total, ok, warn, crit, hot = history.append(report.ts, devices)
+        new = Summary(len(devices), u, un, pw, used, total, (ok, warn, crit), hot)
         totals = self.pool_totals[(node.dc, node.pool)]
         totals.add(node.summary, -1)
         totals.add(new)
@@ -277,32 +278,3 @@ class FleetState:
         dom = self.totals(dc, "domestic").models.total()
         allm = self.totals(dc).models.total()
         return dom / allm if allm else None
-
-
-def _summarise(devices: list[DeviceSample]) -> Summary:
-    util_sum = power = used = total = 0.0
-    util_n = ok = warn = crit = 0
-    hottest: float | None = None
-    for d in devices:
-        u = d.util_pct
-        if u is not None:
-            util_sum += u
-            util_n += 1
-        if d.power_w is not None:
-            power += d.power_w
-        if d.mem_used_mib is not None:
-            used += d.mem_used_mib
-        if d.mem_total_mib is not None:
-            total += d.mem_total_mib
-        t = d.temp_c
-        if t is not None and (hottest is None or t > hottest):
-            hottest = t
-        h = d.health
-        if h == "ok":
-            ok += 1
-        elif h == "warn":
-            warn += 1
-        else:
-            crit += 1
-    return Summary(len(devices), util_sum, util_n, power, used, total, (ok, warn, crit), hottest)
-

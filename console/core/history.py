@@ -15,20 +15,6 @@ NULL = 255  # the byte for "the device did not report this"
 _M = len(METRICS)
 
 
-def _pct(value: float | None, total: float | None) -> int:
-    if value is None or not total:
-        return NULL
-    q = int(value * 200 / total + 0.5)
-    return 0 if q < 0 else 254 if q > 254 else q
-
-
-def _temp(value: float | None) -> int:
-    if value is None:
-        return NULL
-    q = int(value + 0.5)
-    return 0 if q < 0 else 254 if q > 254 else q
-
-
 class NodeHistory:
     __slots__ = ("_buf", "capacity", "count", "devices", "head", "ts")
 
@@ -40,24 +26,64 @@ class NodeHistory:
         self.head = 0  # next slot to write
         self.count = 0
 
-    def append(self, ts: float, samples) -> None:
-        """Record one report. `samples` are wire DeviceSamples indexed by position."""
-        slot = self.head
-        base = slot * self.devices * _M
+    def append(self, ts: float, samples) -> tuple:
+        """Record one report (`samples`: wire DeviceSamples indexed by position).
+
+        Returns the sums the fleet totals need, (util_sum, util_n, power_w, mem_used_mib,
+        mem_total_mib, ok, warn, crit, hottest_c), so that applying a frame reads each device
+        once. This loop is most of the console's per-frame cost beyond decoding, which is why
+        the quantisation is written out inline rather than in helpers.
+        """
+        util_sum = power = used = total = 0.0
+        util_n = ok = warn = crit = 0
+        hottest = None
         buf = self._buf
-        for i, s in enumerate(samples):
-            if i >= self.devices:
-                break
-            o = base + i * _M
-            util = s.util_pct
-            buf[o] = NULL if util is None else int(util * 2 + 0.5)
-            buf[o + 1] = _pct(s.mem_used_mib, s.mem_total_mib)
-            buf[o + 2] = _temp(s.temp_c)
-            buf[o + 3] = _pct(s.power_w, s.power_limit_w)
-        self.ts[slot] = ts
-        self.head = (slot + 1) % self.capacity
+        o = self.head * self.devices * _M
+        end = o + self.devices * _M
+        for s in samples:
+            u, m, mt, t, p = s.util_pct, s.mem_used_mib, s.mem_total_mib, s.temp_c, s.power_w
+            if o < end:
+                buf[o] = NULL if u is None else int(u * 2 + 0.5)
+                if m is None or not mt:
+                    buf[o + 1] = NULL
+                else:
+                    q = int(m * 200 / mt + 0.5)
+                    buf[o + 1] = 254 if q > 254 else q
+                if t is None:
+                    buf[o + 2] = NULL
+                else:
+                    q = int(t + 0.5)
+                    buf[o + 2] = 0 if q < 0 else 254 if q > 254 else q
+                limit = s.power_limit_w
+                if p is None or not limit:
+                    buf[o + 3] = NULL
+                else:
+                    q = int(p * 200 / limit + 0.5)
+                    buf[o + 3] = 254 if q > 254 else q
+                o += _M
+            if u is not None:
+                util_sum += u
+                util_n += 1
+            if p is not None:
+                power += p
+            if m is not None:
+                used += m
+            if mt is not None:
+                total += mt
+            if t is not None and (hottest is None or t > hottest):
+                hottest = t
+            h = s.health
+            if h == "ok":
+                ok += 1
+            elif h == "warn":
+                warn += 1
+            else:
+                crit += 1
+        self.ts[self.head] = ts
+        self.head = (self.head + 1) % self.capacity
         if self.count < self.capacity:
             self.count += 1
+        return util_sum, util_n, power, used, total, ok, warn, crit, hottest
 
     def series(self, device: int, metric: str) -> list[float | None]:
         """Oldest to newest. util/mem/power in percent, temp in degrees C."""
