@@ -113,3 +113,34 @@ def test_unknown_dc_is_exit_2(demo_inventory):
 
 def test_usage_error_is_exit_2():
     assert fleetops("nodes", "--pool", "tpu").returncode == 2
+
+
+def test_host_alias_from_ssh_config_is_honoured(demo_inventory, tmp_path):
+    """`host` may name a Host of ~/.ssh/config: its HostName, Port, User and key apply."""
+    from console.core.inventory import load_inventory
+
+    real = load_inventory(demo_inventory).nodes[0]
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host gpu-alias\n  HostName 127.0.0.1\n  Port {real.ssh.port}\n  User {real.name}\n"
+        f"  IdentityFile {real.ssh.identity_file}\n  UserKnownHostsFile {real.ssh.known_hosts}\n")
+    inv = tmp_path / "alias.toml"
+    inv.write_text(f"""
+[defaults]
+command = "fleetops-agent stream --interval 0.2"
+[[dc]]
+name = "hz"
+region = "cn-east"
+country = "CN"
+[[dc.node]]
+name = "{real.name}"
+host = "gpu-alias"
+pool = "{real.pool}"
+""")
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([FLEETOPS, "--inventory", str(inv), "nodes", "--json"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    (node,) = json.loads(r.stdout)
+    assert node["state"] == "live" and node["agent"]["node"] == real.name
