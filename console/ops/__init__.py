@@ -1,0 +1,1 @@
+"""Workload operations: the job model, the planner, engines, journaled execution, audit."""

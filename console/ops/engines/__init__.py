@@ -1,0 +1,1 @@
+"""Workload engines behind one interface: embedded (SQLite) and Slurm."""
