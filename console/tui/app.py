@@ -1,0 +1,243 @@
+"""FleetApp: the operator console on top of FleetState.
+
+Frames reach FleetState elsewhere (FanIn's tasks on this same loop, or a test); the app only
+reads it, on one timer: every REFRESH_S it asks the fleet what changed and hands that to
+the view on screen, which redraws only the changed rows and panels. So ingest runs at any
+rate, the screen at the refresh rate, and a key press never waits behind a redraw of the
+whole fleet.
+
+Views are Textual modes (fleet, nodes, events), each with its own stack for drill-downs
+(Enter on a node pushes its Node view): `:nodes` switches mode, Esc/`-` pops the stack and
+then goes back to the previous view, like k9s' `-`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from itertools import islice
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.widgets import Input
+
+from console.core.fleet import FleetState
+from console.core.safe_text import clean
+from console.tui.actions import NODE_ACTIONS
+from console.tui.commands import CommandError, FleetCommands, completions, parse_command, suggest
+from console.tui.fleet_index import FleetIndex
+from console.tui.screens.base import FleetView
+from console.tui.screens.events import EventsScreen
+from console.tui.screens.fleet import FleetScreen
+from console.tui.screens.help import HelpScreen
+from console.tui.screens.node import NodeScreen
+from console.tui.screens.nodes import NodesScreen
+from themes import DEFAULT_THEME, load_themes
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from console.io.ssh import FanIn
+
+REFRESH_S = 0.25  # 4 redraws a second: smooth enough, and cheap at 10,000 nodes
+STALE_CHECK_S = 1.0  # mark_stale walks every node: once a second is plenty
+VIEWS = ("fleet", "nodes", "events")
+
+
+class FleetApp(App[int]):
+    TITLE = "fleetops"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # priority: handled before the key is queued for the focused widget, so what is
+        # typed right after ':' lands in the prompt (check_action lets ':' into inputs).
+        Binding("colon", "command_mode", "Command", key_display=":", priority=True),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("escape,minus", "back", "Back"),
+        Binding("q", "quit", "Quit"),
+        Binding("1", "view('fleet')", "Fleet view", show=False),
+        Binding("2", "view('nodes')", "Nodes view", show=False),
+        Binding("3", "view('events')", "Events view", show=False),
+    ]
+
+    MODES: ClassVar = {"fleet": FleetScreen, "nodes": NodesScreen, "events": EventsScreen}
+    DEFAULT_MODE: ClassVar[str] = "fleet"
+    COMMANDS: ClassVar = App.COMMANDS | {FleetCommands}
+
+    def __init__(self, fleet: FleetState, *, fan_in: FanIn | None = None,
+                 inventory_path: str = "", read_only: bool = False,
+                 theme_name: str | None = None, clock: Callable[[], float] = time.time,
+                 user_theme_dir: Path | None = None) -> None:
+        super().__init__()
+        self.fleet = fleet
+        self.fan_in = fan_in
+        self.inventory_path = inventory_path
+        self.read_only = read_only
+        self.clock = clock
+        self.index = FleetIndex(fleet)
+        # Extension points for the operations engine: it sets the handler and the count.
+        self.operation_handler: Callable[[str, list[str]], None] | None = None
+        self.operations_running = 0
+        self._startup_problems: list[str] = []
+        self.fleet_themes = load_themes(user_theme_dir, self._startup_problems)
+        for theme in self.fleet_themes.values():
+            self.register_theme(theme)
+        wanted = theme_name or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self._startup_problems.append(
+                f"unknown theme {clean(wanted, 40)!r}, using {DEFAULT_THEME}"
+                f"{suggest(wanted, list(self.available_themes))}")
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        self._history: list[str] = []
+        self._stale_checked = float("-inf")
+
+    async def on_mount(self) -> None:
+        for problem in self._startup_problems:
+            self.notify(problem, title="theme", severity="warning", timeout=10)
+        if self.fan_in is not None:
+            self.run_worker(self.fan_in.start(), name="fan-in", group="fan-in",
+                            exclusive=True)
+        self.set_interval(REFRESH_S, self.refresh_fleet, name="fleet-refresh")
+
+    async def on_unmount(self) -> None:
+        if self.fan_in is not None:
+            await self.fan_in.stop()
+
+    def refresh_fleet(self) -> None:
+        """One tick: stale check, then what changed goes to the view on screen."""
+        now = self.clock()
+        if now - self._stale_checked >= STALE_CHECK_S:
+            self._stale_checked = now
+            self.fleet.mark_stale(now)
+        changes = self.fleet.take_changes()
+        if changes.nodes:
+            self.index.update(changes.nodes)
+        if changes.events:
+            # Changes.events has no node names; the newest entries of fleet.events are the
+            # same events, attributed to the connection that delivered them.
+            n = min(len(changes.events), len(self.fleet.events))
+            self.index.add_events(reversed(list(islice(reversed(self.fleet.events), n))))
+        screen = self.screen
+        if isinstance(screen, FleetView) and screen.is_mounted:
+            screen.fleet_changed(changes)
+
+    # -- navigation ------------------------------------------------------------------------
+
+    async def show_view(self, mode: str) -> None:
+        if mode == self.current_mode:
+            while len(self.screen_stack) > 1 and isinstance(self.screen, FleetView):
+                await self.pop_screen()  # `:nodes` from a node goes back to the table
+            return
+        self._history = [*self._history[-19:], self.current_mode]
+        await self.switch_mode(mode)
+
+    def open_node(self, name: str) -> bool:
+        if name not in self.fleet.nodes:
+            self.notify(f"no node named {clean(name, 60)!r}"
+                        f"{suggest(name, list(self.fleet.nodes))}", title=":node",
+                        severity="error")
+            return False
+        screen = self.screen
+        if isinstance(screen, NodeScreen):
+            if screen.node_name != name:
+                self.switch_screen(NodeScreen(name))  # one node view deep, not a pile
+        else:
+            self.push_screen(NodeScreen(name))
+        return True
+
+    async def open_dc(self, dc: str) -> bool:
+        if dc not in self.fleet.dc_meta:
+            self.notify(f"no data center named {clean(dc, 60)!r}"
+                        f"{suggest(dc, list(self.fleet.dc_meta))}", title=":dc",
+                        severity="error")
+            return False
+        await self.show_view("nodes")
+        screen = self.screen
+        if isinstance(screen, NodesScreen):
+            screen.apply_filter(f"dc={dc}")
+        return True
+
+    async def run_command(self, text: str) -> bool:
+        """Run one `:` command; a mistake is a notification, never an exception."""
+        try:
+            cmd = parse_command(text)
+        except CommandError as exc:
+            self.notify(str(exc), title="command", severity="error")
+            return False
+        if cmd.name in VIEWS:
+            await self.show_view(cmd.name)
+        elif cmd.name == "jobs":
+            self.notify("no jobs view yet: it arrives with the operations engine",
+                        title=":jobs", severity="warning")
+            return False
+        elif cmd.name == "dc":
+            return await self.open_dc(cmd.arg)
+        elif cmd.name == "node":
+            return self.open_node(cmd.arg)
+        elif cmd.name == "theme":
+            if cmd.arg not in self.available_themes:
+                self.notify(f"no theme named {clean(cmd.arg, 40)!r}; themes: "
+                            + ", ".join(sorted(self.available_themes)), title=":theme",
+                            severity="error")
+                return False
+            self.theme = cmd.arg
+        elif cmd.name == "help":
+            self.action_help()
+        elif cmd.name == "q":
+            self.exit(0)
+        return True
+
+    def completions(self, value: str) -> list[str]:
+        def names(command: str) -> list[str]:
+            if command == "dc":
+                return list(self.fleet.dc_meta)
+            if command == "theme":
+                return sorted(self.available_themes)
+            if command == "node":
+                return list(self.fleet.nodes)
+            return []
+
+        return completions(value, names)
+
+    def request_operation(self, name: str, nodes: list[str]) -> None:
+        """A node action from a view; the operations engine does the work."""
+        action = next((a for a in NODE_ACTIONS if a.name == name), None)
+        if action is None:
+            return
+        if action.dangerous and self.read_only:
+            self.notify(f"read-only: {name} is off", severity="error")
+            return
+        if self.operation_handler is None:
+            self.notify(f"{name} {', '.join(nodes)}: no operations engine is attached yet",
+                        title=name, severity="warning")
+            return
+        self.operation_handler(name, nodes)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "command_mode":
+            return isinstance(self.screen, FleetView) and not isinstance(self.focused, Input)
+        return True
+
+    def action_command_mode(self) -> None:
+        screen = self.screen
+        if isinstance(screen, FleetView):
+            screen.open_prompt(":")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_view(self, mode: str) -> None:
+        await self.show_view(mode)
+
+    async def action_back(self) -> None:
+        screen = self.screen
+        if isinstance(screen, FleetView) and screen.clear_filter():
+            return
+        if len(self.screen_stack) > 1:
+            await self.pop_screen()
+        elif self._history:
+            await self.switch_mode(self._history.pop())

@@ -1,0 +1,120 @@
+"""What every fleet view shares: the `:`/`/` prompt, the status bar, the footer, refreshes.
+
+The app calls `fleet_changed(changes)` on the active view once per refresh tick with what
+changed since the last tick; `None` means "draw everything" (the view was just shown, or it
+missed ticks while another view was on top).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from console.core.fleet import Changes
+from console.tui.widgets.command_input import CommandInput
+from console.tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from console.tui.app import FleetApp
+
+
+class FleetView(Screen):
+    VIEW: ClassVar[str] = ""
+
+    DEFAULT_CSS = """
+    FleetView { background: $background; }
+    FleetView #chrome { dock: bottom; height: auto; }
+    FleetView #chrome > * { dock: none; }
+    FleetView .section {
+        color: $text-primary; text-style: bold; padding: 1 0 0 0; height: auto;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_text = ""
+        self._filter_before = ""
+
+    @property
+    def fleet_app(self) -> FleetApp:
+        return cast("FleetApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_view()
+        # One docked box: widgets docked to the same edge would overlap, not stack.
+        with Vertical(id="chrome"):
+            yield CommandInput(self.fleet_app.completions)
+            yield StatusBar(self.view_label())
+            yield Footer()
+
+    def compose_view(self) -> ComposeResult:
+        yield from ()
+
+    def view_label(self) -> str:
+        return self.VIEW
+
+    # -- refresh ---------------------------------------------------------------------------
+
+    def fleet_changed(self, changes: Changes | None) -> None:
+        app = self.fleet_app
+        self.query_one(StatusBar).set_status(self.view_label(), app.fleet.totals().nodes,
+                                              app.inventory_path, app.read_only,
+                                              app.operations_running)
+
+    def on_screen_resume(self) -> None:
+        if self.is_mounted:
+            self.fleet_changed(None)
+
+    # -- prompt ----------------------------------------------------------------------------
+
+    def open_prompt(self, mode: str, value: str = "") -> None:
+        prompt = self.query_one(CommandInput)
+        if mode == "/":
+            self._filter_before = self.filter_text
+        prompt.open(":" if mode == ":" else "/", value)
+
+    def apply_filter(self, text: str) -> str | None:
+        """Filter the view by `text`; the error to show, or None. Views that filter override."""
+        return "this view has no filter"
+
+    def clear_filter(self) -> bool:
+        """Esc on a filtered view clears the filter first; True when there was one."""
+        if not self.filter_text:
+            return False
+        self.apply_filter("")
+        return True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # '/' is a priority binding (see FleetApp's ':'): let it into the prompt itself.
+        return not (action == "filter" and isinstance(self.focused, Input))
+
+    def action_filter(self) -> None:
+        self.open_prompt("/", self.filter_text)
+
+    async def on_command_input_submitted(self, message: CommandInput.Submitted) -> None:
+        self._focus_body()
+        if message.mode == ":":
+            if message.value:
+                await self.fleet_app.run_command(message.value)
+            return
+        error = self.apply_filter(message.value)
+        if error:
+            self.apply_filter(self._filter_before)
+            self.notify(error, title="filter", severity="error")
+
+    def on_command_input_changed(self, message: CommandInput.Changed) -> None:
+        if message.mode == "/":
+            self.query_one(CommandInput).show_error(self.apply_filter(message.value))
+
+    def on_command_input_cancelled(self, message: CommandInput.Cancelled) -> None:
+        if message.mode == "/":
+            self.apply_filter(self._filter_before)
+        self._focus_body()
+
+    def _focus_body(self) -> None:
+        """Give focus back to the view's main widget after the prompt closes."""
+        self.focus_next()
