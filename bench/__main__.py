@@ -9,6 +9,7 @@ import sys
 BENCHES = {
     "agent": "bench.agent",
     "ingest": "bench.ingest",
+    "planner": "bench.planner",
     "fanin": "bench.fanin",
 }
 
