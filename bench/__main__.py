@@ -11,6 +11,7 @@ BENCHES = {
     "ingest": "bench.ingest",
     "planner": "bench.planner",
     "fanin": "bench.fanin",
+    "tui": "bench.tui",
 }
 
 

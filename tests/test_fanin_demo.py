@@ -75,8 +75,8 @@ async def test_hung_agent_goes_stale_within_three_intervals_then_reconnects(demo
         demo.pause(name)
         paused_at = time.monotonic()
         await until(lambda: fleet.nodes[name].link == "stale", timeout=5)
-        # the watchdog ticks at 1 Hz, so "within 3 intervals" is checked up to that tick
-        assert time.monotonic() - paused_at < 3 * INTERVAL + 1.1
+        # the watchdog ticks every half interval (at least 0.1 s); allow scheduling slack
+        assert time.monotonic() - paused_at < 3 * INTERVAL + 0.5
         demo.resume(name)
         await until(lambda: fleet.nodes[name].link == "live")
 

@@ -184,9 +184,15 @@ class FanIn:
             return await asyncssh.connect(node.host, **kwargs)
 
     async def _watch(self) -> None:
-        """1 Hz: mark silent nodes stale; reconnect those that stay silent (hung sessions)."""
+        """Mark silent nodes stale; reconnect those that stay silent (hung sessions).
+
+        Ticks at half the shortest interval (between 0.1 and 1 s), so "stale after 3 silent
+        intervals" holds to within half an interval.
+        """
+        shortest = min((n.interval_s for n in self.nodes.values()), default=1.0)
+        period = min(1.0, max(0.1, shortest / 2))
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(period)
             now = self.clock()
             self.fleet.mark_stale(now)
             for name, chan in list(self._channels.items()):

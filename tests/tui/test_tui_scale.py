@@ -1,13 +1,10 @@
-"""10,000 nodes: a refresh tick stays far below a frame budget (smoke test, not the benchmark).
+"""10,000 nodes streaming: the nodes view keeps every node and follows the data.
 
-The perf target is < 50 ms a refresh; the bound here is looser so a busy CI machine does not
-flake, while a regression to rebuilding the table per tick (seconds) still fails loudly.
+How fast it does so is measured by `python -m bench tui`, not asserted here (no timed
+assertions in the test suite).
 """
 
 from __future__ import annotations
-
-import statistics
-import time
 
 from agents.collectors.base import CollectorOptions
 from agents.collectors.sim import SimCollector
@@ -19,7 +16,6 @@ from console.tui.screens.nodes import NodesScreen
 from console.tui.widgets.node_table import NodeTable
 
 NODES = 10_000
-BOUND_MS = 150
 
 
 async def test_refresh_with_10k_nodes_streaming() -> None:
@@ -50,12 +46,11 @@ async def test_refresh_with_10k_nodes_streaming() -> None:
         await pilot.pause()
         assert isinstance(app.screen, NodesScreen)
         assert len(app.screen.query_one(NodeTable).keys) == NODES
-        ticks = []
         for k in range(8):  # 1 Hz per node = a quarter of the fleet per 0.25 s tick
             now[0] += 0.25
             feed(names[(k % 4) * NODES // 4:(k % 4 + 1) * NODES // 4])
-            start = time.perf_counter()
             app.refresh_fleet()
             await pilot.pause()
-            ticks.append((time.perf_counter() - start) * 1000)
-        assert statistics.mean(ticks) < BOUND_MS, ticks
+        table = app.screen.query_one(NodeTable)
+        assert len(table.keys) == NODES
+        assert all(fleet.nodes[n].reports == 3 for n in names)
