@@ -203,3 +203,19 @@ def test_hello_replaces_model_counts():
     st.apply("hz-1", Hello(1, "hz-1", 1, 2.0, agent_version="1", hostname="h",
                            collectors=["sim"], interval_s=1.0, devices=hello.devices[:1]), 2.0)
     assert st.totals("hangzhou").models == {"H100": 1}
+
+
+def test_changes_carry_events_with_their_node():
+    st = fleet()
+    st.take_changes()
+    feed(st, "hz-1", sampler("hz-1", sim_faults=["xid79:0:0"]), 1)
+    events = st.take_changes().events
+    assert events and all(name == "hz-1" for name, _ in events)
+
+
+def test_admin_states_are_counted_per_pool():
+    st = fleet()
+    st.set_admin("hz-1", "cordoned")
+    st.set_admin("hz-1", "draining")
+    t = st.totals("hangzhou")
+    assert t.admin["draining"] == 1 and t.admin["active"] == 1 and t.admin["cordoned"] == 0

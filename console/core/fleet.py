@@ -46,6 +46,7 @@ class Totals:
     """Sums over many nodes; `add`/`sub` move them by one node's summary."""
 
     nodes: Counter = field(default_factory=Counter)  # link state -> count
+    admin: Counter = field(default_factory=Counter)  # admin state -> count
     devices: int = 0
     util_sum: float = 0.0
     util_n: int = 0
@@ -70,6 +71,7 @@ class Totals:
 
     def merge(self, other: Totals) -> None:
         self.nodes.update(other.nodes)
+        self.admin.update(other.admin)
         self.models.update(other.models)
         for name in ("devices", "util_sum", "util_n", "power_w", "mem_used_mib",
                      "mem_total_mib", "ok", "warn", "crit"):
@@ -126,7 +128,7 @@ class NodeState:
 class Changes:
     nodes: set[str]
     dcs: set[str]
-    events: list[Event]
+    events: list[tuple[str, Event]]  # (node, event), oldest first
 
 
 class FleetState:
@@ -139,7 +141,7 @@ class FleetState:
         self.history_s = history_s
         self._changed_nodes: set[str] = set()
         self._changed_dcs: set[str] = set()
-        self._new_events: list[Event] = []
+        self._new_events: list[tuple[str, Event]] = []
         if inventory is not None:
             for dc in inventory.dcs:
                 self.add_dc(dc.name, region=dc.region, country=dc.country,
@@ -162,6 +164,7 @@ class FleetState:
         self.add_dc(dc)
         node = self.nodes[name] = NodeState(name, dc, pool, interval_s, labels)
         self.pool_totals[(dc, pool)].nodes[node.link] += 1
+        self.pool_totals[(dc, pool)].admin[node.admin] += 1
         self._touch(node)
         return node
 
@@ -186,7 +189,7 @@ class FleetState:
         elif isinstance(frame, Event):
             node.events.append(frame)
             self.events.append((name, frame))
-            self._new_events.append(frame)
+            self._new_events.append((name, frame))
             self._touch(node)
 
     def _hello(self, node: NodeState, hello: Hello) -> None:
@@ -239,8 +242,13 @@ class FleetState:
         self._touch(node)
 
     def set_admin(self, name: str, admin: str) -> None:
-        self.nodes[name].admin = admin
-        self._touch(self.nodes[name])
+        node = self.nodes[name]
+        if admin != node.admin:
+            counts = self.pool_totals[(node.dc, node.pool)].admin
+            counts[node.admin] -= 1
+            counts[admin] += 1
+            node.admin = admin
+        self._touch(node)
 
     def mark_stale(self, now: float) -> list[str]:
         """Live nodes silent for STALE_AFTER_INTERVALS intervals turn stale. O(nodes), 1 Hz."""

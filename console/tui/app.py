@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from itertools import islice
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App
@@ -114,10 +113,7 @@ class FleetApp(App[int]):
         if changes.nodes:
             self.index.update(changes.nodes)
         if changes.events:
-            # Changes.events has no node names; the newest entries of fleet.events are the
-            # same events, attributed to the connection that delivered them.
-            n = min(len(changes.events), len(self.fleet.events))
-            self.index.add_events(reversed(list(islice(reversed(self.fleet.events), n))))
+            self.index.add_events(changes.events)
         screen = self.screen
         if isinstance(screen, FleetView) and screen.is_mounted:
             screen.fleet_changed(changes)
