@@ -138,3 +138,21 @@ async def test_unreachable_node_is_down_and_others_unaffected(demo):
         await until(lambda: fleet.nodes[nodes[0].name].link == "down"
                     and all(fleet.nodes[n.name].reports > 0 for n in nodes[1:]))
     assert "refused" in fleet.nodes[nodes[0].name].error
+
+
+async def test_demo_jobs_show_as_processes_on_their_devices(tmp_path):
+    from console.ops.engines.embedded import EmbeddedEngine
+
+    spec = DemoSpec(dcs=2, nodes=4, devices=8, seed=3, interval_s=INTERVAL, faults=False)
+    async with DemoServer(spec, workdir=tmp_path) as demo:
+        engine = EmbeddedEngine(tmp_path / "jobs.db")
+        placed = {(node, d): job.id for job in engine.jobs() for p in job.placement
+                  for node, d in ((p.node, dev) for dev in p.devices)}
+        engine.close()
+        assert placed, "the demo seeds jobs"
+        fleet, nodes = fleet_for(demo)
+        async with FanIn(fleet, nodes):
+            await until(lambda: all(n.reports >= 1 for n in fleet.nodes.values()))
+        shown = {(name, d.index): p.name.split(":")[0]
+                 for name, n in fleet.nodes.items() for d in n.samples for p in d.processes}
+        assert shown == placed

@@ -34,6 +34,8 @@ from agents.collectors.sim import SimCollector, SimProcess
 from agents.sampler import Sampler
 from agents.wire import Frame, Hello, Report, encode_frame
 from console.io.demo_fleet import DemoNode, DemoSpec, fleet_dcs, plan_fleet
+from console.ops.engines.base import EngineError
+from console.ops.engines.embedded import EmbeddedEngine, seed_demo, workload_for
 
 __all__ = ["DemoNode", "DemoServer", "DemoSpec", "plan_fleet", "serve_forever"]
 
@@ -42,6 +44,7 @@ log = logging.getLogger("fleetops.demo")
 AGENT = "fleetops-agent"
 SESSION_QUEUE = 64  # frames past asyncssh's write buffer; a reader further behind is dropped
 LISTEN_BACKLOG = 4096
+JOBS_REFRESH_S = 2.0  # how soon a drained or moved job shows on the simulated devices
 NOT_FOUND = 127  # a shell's "command not found"
 USAGE = 2  # argparse's exit status for a bad option, as the real agent would return
 
@@ -315,6 +318,8 @@ class DemoServer:
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._client_public = b""
         self._port = 0
+        self._engine: EmbeddedEngine | None = None
+        self._workload_task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> DemoServer:
         await self.start()
@@ -375,10 +380,20 @@ class DemoServer:
         public = host_key.export_public_key().decode().split()[:2]
         self.known_hosts_path.write_text(f"[{self.spec.host}]:{self._port} {' '.join(public)}\n")
         self.inventory_path.write_text(self.inventory_toml())
+        # The demo's scheduler: a seeded job mix in the embedded engine, which the simulated
+        # agents show as load and processes (and which drains and moves then change).
+        self._engine = EmbeddedEngine(self._dir / "jobs.db", user="demo")
+        seed_demo(self._engine, [(n.name, n.dc, n.pool, n.model, n.devices) for n in self._nodes],
+                  self.spec.seed)
+        self._workload_task = asyncio.get_running_loop().create_task(self._follow_jobs())
         log.info("demo fleet of %d nodes on %s:%d", len(self._nodes), self.spec.host, self._port)
 
     async def stop(self) -> None:
         tasks = [t for r in self._runtimes.values() if (t := r.stop()) is not None]
+        if self._workload_task is not None:
+            self._workload_task.cancel()
+            tasks.append(self._workload_task)
+            self._workload_task = None
         if self._acceptor is not None:
             self._acceptor.close()
         conns = list(self._conns)
@@ -394,6 +409,9 @@ class DemoServer:
         for runtime in self._runtimes.values():
             runtime.collector.close()
         self._runtimes.clear()
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         if self._own_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -425,7 +443,29 @@ class DemoServer:
         if runtime is None:
             runtime = self._runtimes[node] = _NodeRuntime(self._by_name[node],
                                                           self.spec.interval_s)
+            self._apply_jobs(node, runtime)
         return runtime
+
+    def _apply_jobs(self, node: str, runtime: _NodeRuntime) -> None:
+        """Make the node's simulated devices run what the engine placed there."""
+        if self._engine is None:
+            return
+        try:
+            work = workload_for(self._engine, node)
+        except EngineError as exc:  # a locked database for a moment: try again next round
+            log.debug("demo: jobs of %s not read: %s", node, exc)
+            return
+        for index in range(runtime.node.devices):
+            runtime.collector.set_workload(index, [
+                SimProcess(pid, name, mem, util) for pid, name, mem, util in work.get(index, ())])
+
+    async def _follow_jobs(self) -> None:
+        """Every few seconds, follow placements changed by drains and moves."""
+        while True:
+            await asyncio.sleep(JOBS_REFRESH_S)
+            for node, runtime in list(self._runtimes.items()):
+                if runtime.sessions:
+                    self._apply_jobs(node, runtime)
 
     # -- inventory ----------------------------------------------------------------------
 
@@ -450,7 +490,10 @@ class DemoServer:
                           f"pool = {q(n.pool)}", f"user = {q(n.name)}",
                           f'labels = {{ model = {q(n.model)}, demo = "true" }}']
         lines += ["", "[engine]", 'kind = "embedded"',
-                  f"db_path = {q(str(self._dir / 'jobs.db'))}", ""]
+                  f"db_path = {q(str(self._dir / 'jobs.db'))}",
+                  "", "[console]",
+                  f"journal_path = {q(str(self._dir / 'journal.db'))}",
+                  f"audit_path = {q(str(self._dir / 'audit.db'))}", ""]
         return "\n".join(lines)
 
 
