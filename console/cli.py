@@ -1,8 +1,9 @@
 """`fleetops`: the console's command line.
 
 Exit codes (documented in the README): 0 done and every node answered; 1 plan impossible;
-2 usage or inventory error (one line on stderr, no traceback); 3 some nodes did not answer,
-or an operation was only partly done.
+2 usage or inventory error, or a refusal (read-only, nothing to confirm on): one line on
+stderr, no traceback; 3 some nodes did not answer, the scheduler could not be reached, or an
+operation was only partly done.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def cmd_read(args: argparse.Namespace) -> int:
                                  settle_s=0.3 if args.command == "events" else 0.0,
                                  accept_new_hosts=args.accept_new_hosts))
     names = [n.name for n in nodes]
+    _apply_admin(inventory, fleet)
     if args.json:
         shape = {"nodes": views.nodes_json, "devices": views.devices_json,
                  "events": views.events_json}[args.command]
@@ -76,6 +78,27 @@ def cmd_read(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _apply_admin(inventory, fleet) -> None:
+    """Nodes show their admin state (cordoned, draining, drained) from the engine; a read
+    command still answers, with a warning, when the engine cannot be asked."""
+    from console.ops.engines.base import EngineError
+    from console.ops.session import engine_exists, open_engine
+
+    if not engine_exists(inventory):
+        return
+    try:
+        engine = open_engine(inventory)
+        try:
+            states = engine.admin_states()
+        finally:
+            engine.close()
+    except EngineError as exc:
+        print(f"fleetops: warning: admin states unknown: {exc}", file=sys.stderr)
+        return
+    for name in fleet.nodes:
+        fleet.set_admin(name, states.get(name, "active"))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from console.io.demo import DemoSpec, serve_forever
 
@@ -88,6 +111,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from console.tui.run import run_demo
 
     return run_demo(spec, args)
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    """cordon, uncordon, drain, resume, move, plan, jobs, audit (console/ops_cli.py)."""
+    from console import ops_cli
+    from console.ops.audit import AuditError
+    from console.ops.engines.base import EngineError
+    from console.ops.journal import JournalError
+
+    inventory = _load(args)
+    try:
+        return ops_cli.run(args, inventory)
+    except ops_cli.Refused as exc:
+        print(f"fleetops: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, JournalError) as exc:  # unknown job, node, plan; a missing reason
+        print(f"fleetops: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (EngineError, AuditError) as exc:  # nothing was changed: it failed before a step
+        print(f"fleetops: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
 
 
 def _read_args(p: argparse.ArgumentParser) -> None:
@@ -115,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                        ("devices", "every device of every node"),
                        ("events", "recent events (XID, ECC, health) across the fleet")):
         _read_args(sub.add_parser(name, help=text))
+    from console.ops_cli import add_parsers
+
+    add_parsers(sub)
     d = sub.add_parser("demo", help="a simulated multi-region fleet behind a real SSH server")
     d.add_argument("--serve", action="store_true",
                    help="only run the fleet server; print the inventory path first")
@@ -126,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"nodes": cmd_read, "devices": cmd_read, "events": cmd_read, "demo": cmd_demo}
+COMMANDS = {"nodes": cmd_read, "devices": cmd_read, "events": cmd_read, "demo": cmd_demo,
+            **{c: cmd_ops for c in ("cordon", "uncordon", "drain", "resume", "move", "plan",
+                                    "jobs", "audit")}}
 
 
 def main(argv: list[str] | None = None) -> int:

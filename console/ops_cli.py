@@ -1,0 +1,362 @@
+"""The operations commands of `fleetops`: cordon, uncordon, drain, resume, move, plan, jobs,
+audit. Every change goes plan -> preview -> confirm -> journaled execution -> audit.
+
+Exit codes: 0 done, 1 plan impossible (reasons printed), 2 usage error or refusal (read-only,
+no terminal to confirm on), 3 partly done (what was and was not done printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from typing import Any
+
+from console.core.safe_text import clean
+from console.ops.executor import Outcome, fmt_placement
+from console.ops.plan import Plan, Step
+
+EXIT_OK, EXIT_IMPOSSIBLE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+DANGEROUS = frozenset({"cordon", "uncordon", "drain", "resume", "move"})
+
+
+class Refused(Exception):
+    """The command will not run (read-only, no confirmation possible); exit 2."""
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def _common(p: argparse.ArgumentParser, *, change: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    if change:
+        p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                   help="how long nodes get to answer while planning (default 10)")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    for name, text in (("cordon", "stop new placements on nodes"),
+                       ("uncordon", "allow placements on cordoned nodes again"),
+                       ("drain", "move every job off nodes, then keep them out of service"),
+                       ("resume", "return drained or cordoned nodes to service")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("nodes", nargs="+", metavar="NODE")
+        p.add_argument("--reason", default="", help="why (required for drain)")
+        _common(p)
+    m = sub.add_parser("move", help="move jobs to the other pool")
+    m.add_argument("jobs", nargs="+", metavar="JOB")
+    m.add_argument("--to-pool", required=True, choices=["nvidia", "domestic"])
+    m.add_argument("--reason", default="", help="why (required)")
+    _common(m)
+
+    plan = sub.add_parser("plan", help="preview a drain, move or evacuation; resume or roll "
+                                       "back a journaled plan")
+    psub = plan.add_subparsers(dest="plan_command", required=True)
+    d = psub.add_parser("drain", help="where each job of these nodes would go")
+    d.add_argument("nodes", nargs="+", metavar="NODE")
+    pm = psub.add_parser("move", help="where these jobs would go in the other pool")
+    pm.add_argument("jobs", nargs="+", metavar="JOB")
+    pm.add_argument("--to-pool", required=True, choices=["nvidia", "domestic"])
+    ev = psub.add_parser("evacuate", help="move every job out of a data center (or its pool)")
+    ev.add_argument("--dc", required=True)
+    ev.add_argument("--pool", choices=["nvidia", "domestic"])
+    for p in (d, pm, ev):
+        p.add_argument("--reason", default="")
+        _common(p, change=False)
+    ls = psub.add_parser("list", help="journaled plans, unfinished first")
+    ls.add_argument("--json", action="store_true")
+    for verb in ("resume", "rollback"):
+        r = psub.add_parser(verb, help=f"{verb} a journaled plan")
+        r.add_argument("plan_id", type=int, metavar="ID")
+        r.add_argument("--yes", action="store_true")
+        r.add_argument("--json", action="store_true")
+
+    j = sub.add_parser("jobs", help="jobs and where they run")
+    j.add_argument("--pool", choices=["nvidia", "domestic"])
+    j.add_argument("--node", help="only jobs placed on this node")
+    j.add_argument("--json", action="store_true")
+    a = sub.add_parser("audit", help="the audit log of every action")
+    a.add_argument("--since", type=float, metavar="UNIX_TS")
+    a.add_argument("--limit", type=int)
+    fmt = a.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="a JSON list")
+    fmt.add_argument("--jsonl", action="store_true", help="JSON lines (export)")
+
+
+# -- shapes ---------------------------------------------------------------------------------
+
+
+def placement_json(placement) -> list[dict[str, Any]]:
+    return [{"node": p.node, "devices": list(p.devices)} for p in placement]
+
+
+def job_json(job) -> dict[str, Any]:
+    return {"id": job.id, "name": job.name, "owner": job.owner, "pool": job.pool,
+            "state": job.state, "runtime": job.runtime, "priority": job.priority,
+            "nodes": job.nodes, "devices_per_node": job.devices_per_node,
+            "mem_per_device_mib": job.mem_per_device_mib,
+            "allowed_regions": list(job.allowed_regions) if job.allowed_regions else None,
+            "placement": placement_json(job.placement)}
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    return {"action": step.action, "job": step.job, "node": step.node,
+            "source": placement_json(step.source), "target": placement_json(step.target),
+            "target_pool": step.target_pool, "reason": step.reason}
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {"kind": plan.kind, "targets": list(plan.targets), "reason": plan.reason,
+            "possible": plan.possible, "steps": [step_json(s) for s in plan.steps],
+            "notes": list(plan.notes)}
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    def rows(results):
+        return [{"step": r.n + 1, "action": r.step.action, "job": r.step.job,
+                 "node": r.step.node, "detail": r.detail} for r in results]
+    return {"status": outcome.status, "plan_id": outcome.plan_id, "done": rows(outcome.done),
+            "failed": rows(outcome.failed), "pending": rows(outcome.pending),
+            "refused": rows(outcome.refused)}
+
+
+# -- printing -------------------------------------------------------------------------------
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, width=None if stream.isatty() else 200)
+
+
+def print_plan(plan: Plan) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    style = {"move": "green", "requeue": "yellow", "refuse": "bold red"}
+    t = Table(title=f"plan: {plan.kind} {' '.join(plan.targets)}"
+                    + (f" — {clean(plan.reason, 80)}" if plan.reason else ""),
+              title_justify="left")
+    for col in ("#", "action", "job / node", "from", "to", "why"):
+        t.add_column(col, overflow="fold" if col == "why" else "ellipsis")
+    for n, s in enumerate(plan.steps, 1):
+        to = fmt_placement(s.target) if s.target else "—"
+        if s.target_pool:
+            to += f" ({s.target_pool})"
+        t.add_row(str(n), Text(s.action, style=style.get(s.action, "cyan")),
+                  s.job or s.node or "", fmt_placement(s.source) if s.source else "—", to,
+                  Text(clean(s.reason, 300)))
+    console = _console()
+    console.print(t)
+    for note in plan.notes:
+        console.print(Text(f"note: {clean(note, 300)}", style="yellow"))
+    if not plan.possible:
+        console.print(Text(f"impossible: {len(plan.refusals)} job(s) have nowhere to go; "
+                           "nothing will be done", style="bold red"))
+
+
+def print_outcome(outcome: Outcome) -> None:
+    from rich.text import Text
+
+    console = _console()
+    colour = {"done": "green", "rolled-back": "green", "partial": "bold red",
+              "impossible": "bold red"}[outcome.status]
+    for i, line in enumerate(outcome.account()):
+        console.print(Text(line, style=colour if i == 0 else ""))
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+def _confirm(question: str, assume_yes: bool) -> None:
+    if assume_yes:
+        return
+    if not sys.stdin.isatty():
+        raise Refused("no terminal to confirm on; pass --yes to act without asking")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise Refused("not confirmed; nothing was done")
+
+
+def _execute(ops, plan: Plan, args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    if args.json:
+        pass
+    elif plan.steps:
+        print_plan(plan)
+    if not plan.possible:
+        if args.json:
+            print(json.dumps({"plan": plan_json(plan), "outcome": None}, indent=2))
+        return EXIT_IMPOSSIBLE
+    if args.dry_run:
+        if args.json:
+            print(json.dumps({"plan": plan_json(plan), "outcome": None}, indent=2))
+        return EXIT_OK
+    _confirm(f"Execute this {plan.kind} plan ({len(plan.steps)} steps)?", args.yes)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total}"), console=_console(stderr=True),
+                  disable=args.json or not sys.stderr.isatty()) as bar:
+        task = bar.add_task(plan.kind, total=len(plan.steps))
+
+        def progress(n: int, total: int, step: Step, state: str) -> None:
+            bar.update(task, completed=n + (1 if state == "done" else 0), total=total,
+                       description=f"{plan.kind}: {step.job or step.node} {state}")
+
+        outcome = ops.executor.run(plan, getpass.getuser(), plan.reason, progress)
+    if args.json:
+        print(json.dumps({"plan": plan_json(plan), "outcome": outcome_json(outcome)}, indent=2))
+    else:
+        print_outcome(outcome)
+    return outcome.exit_code
+
+
+def _snapshot(ops, args: argparse.Namespace):
+    from console.io.snapshot import snapshot
+
+    inv = ops.inventory
+    fleet = asyncio.run(snapshot(inv, list(inv.nodes), timeout_s=args.timeout,
+                                 accept_new_hosts=getattr(args, "accept_new_hosts", False)))
+    ops.apply_admin(fleet)
+    return fleet
+
+
+def _check_nodes(inventory, nodes: list[str]) -> None:
+    for n in nodes:
+        inventory.node(n)  # UnknownNode: one line, exit 2
+
+
+def _need_reason(kind: str, reason: str) -> None:
+    if kind in ("drain", "move", "evacuate") and not reason.strip():
+        raise Refused(f"{kind} needs --reason (it goes to the audit log)")
+
+
+def make_plan(ops, args: argparse.Namespace, kind: str) -> Plan:
+    from console.ops.session import node_plan
+
+    inv = ops.inventory
+    if kind in ("cordon", "uncordon", "resume"):
+        _check_nodes(inv, args.nodes)
+        return node_plan(kind, args.nodes, args.reason)
+    if kind == "drain":
+        _check_nodes(inv, args.nodes)
+        return ops.planner(_snapshot(ops, args)).drain(args.nodes, args.reason)
+    if kind == "move":
+        return ops.planner(_snapshot(ops, args)).move(args.jobs, args.to_pool, args.reason)
+    if kind == "evacuate":
+        inv.filter(dc=args.dc)  # unknown dc: one line, exit 2
+        return ops.planner(_snapshot(ops, args)).evacuate(args.dc, args.pool, args.reason)
+    raise ValueError(kind)
+
+
+def run(args: argparse.Namespace, inventory) -> int:
+    """Dispatch one operations command; `inventory` is already loaded and valid."""
+    from console.ops.session import Ops
+
+    command = args.command
+    read_only = args.read_only or inventory.console.read_only
+    if read_only and (command in DANGEROUS or
+                      (command == "plan" and args.plan_command in ("resume", "rollback"))):
+        what = command if command != "plan" else f"plan {args.plan_command}"
+        raise Refused(f"read-only mode: {what} changes the fleet and is refused")
+    with Ops.open(inventory) as ops:
+        if command == "jobs":
+            return _jobs(ops, args)
+        if command == "audit":
+            return _audit(ops, args)
+        if command == "plan":
+            return _plan(ops, args)
+        if command in DANGEROUS:
+            kind = "move" if command == "move" else command
+            _need_reason(kind, args.reason)
+            return _execute(ops, make_plan(ops, args, kind), args)
+    raise ValueError(command)
+
+
+def _plan(ops, args: argparse.Namespace) -> int:
+    sub = args.plan_command
+    if sub in ("drain", "move", "evacuate"):
+        plan = make_plan(ops, args, sub)
+        if args.json:
+            print(json.dumps(plan_json(plan), indent=2))
+        else:
+            print_plan(plan)
+        return EXIT_OK if plan.possible else EXIT_IMPOSSIBLE
+    if sub == "list":
+        rows = ops.journal.recent(50)
+        unfinished = set(ops.journal.unfinished())
+        if args.json:
+            print(json.dumps([{"id": pid, "ts": ts, "user": user, "kind": kind,
+                               "status": status, "unfinished": pid in unfinished}
+                              for pid, ts, user, kind, status in rows], indent=2))
+        else:
+            for pid, _ts, user, kind, status in rows:
+                flag = "  <- unfinished: resume or rollback" if pid in unfinished else ""
+                print(f"{pid:>5}  {kind:<9} {status:<12} by {user}{flag}")
+        return EXIT_OK
+    plan_id = args.plan_id
+    jp = ops.journal.load(plan_id)
+    if not args.json:
+        print_plan(jp.plan)
+    _confirm(f"{sub.capitalize()} plan {plan_id}?", args.yes)
+    if sub == "resume":
+        outcome = ops.executor.resume(plan_id, getpass.getuser())
+    else:
+        outcome = ops.executor.rollback(plan_id, getpass.getuser())
+    if args.json:
+        print(json.dumps(outcome_json(outcome), indent=2))
+    else:
+        print_outcome(outcome)
+    return outcome.exit_code
+
+
+def _jobs(ops, args: argparse.Namespace) -> int:
+    jobs = [j for j in ops.engine.jobs()
+            if (args.pool is None or j.pool == args.pool)
+            and (args.node is None or args.node in j.placed_nodes)]
+    jobs.sort(key=lambda j: j.id)
+    if args.json:
+        print(json.dumps([job_json(j) for j in jobs], indent=2))
+        return EXIT_OK
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=f"jobs ({len(jobs)})", title_justify="left")
+    for col in ("id", "name", "owner", "pool", "state", "runtime", "devices", "mem/dev",
+                "placement"):
+        t.add_column(col)
+    for j in jobs:
+        t.add_row(j.id, Text(clean(j.name, 40)), Text(clean(j.owner, 20)), j.pool, j.state,
+                  j.runtime, f"{j.nodes}×{j.devices_per_node}",
+                  f"{round(j.mem_per_device_mib / 1024)} GiB", fmt_placement(j.placement))
+    _console().print(t)
+    return EXIT_OK
+
+
+def _audit(ops, args: argparse.Namespace) -> int:
+    if args.jsonl:
+        ops.audit.export_jsonl(sys.stdout, since=args.since)
+        return EXIT_OK
+    entries = ops.audit.entries(since=args.since, limit=args.limit)
+    if args.json:
+        print(json.dumps(entries, indent=2, default=str))
+        return EXIT_OK
+    import datetime as dt
+
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title="audit log", title_justify="left")
+    for col in ("when", "user", "action", "targets", "reason", "outcome"):
+        t.add_column(col, overflow="fold")
+    for e in entries:
+        when = dt.datetime.fromtimestamp(e["ts"]).strftime("%Y-%m-%d %H:%M:%S")
+        t.add_row(when, e["user"], e["action"], " ".join(e["targets"]),
+                  Text(clean(e["reason"] or "", 200)), Text(clean(e["outcome"] or "", 200)))
+    _console().print(t)
+    return EXIT_OK
