@@ -186,18 +186,19 @@ def _confirm(question: str, assume_yes: bool) -> None:
 def _execute(ops, plan: Plan, args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn
 
-    if args.json:
-        pass
-    elif plan.steps:
+    if not args.json and plan.steps:
         print_plan(plan)
-    if not plan.possible:
-        if args.json:
-            print(json.dumps({"plan": plan_json(plan), "outcome": None}, indent=2))
-        return EXIT_IMPOSSIBLE
     if args.dry_run:
         if args.json:
             print(json.dumps({"plan": plan_json(plan), "outcome": None}, indent=2))
         return EXIT_OK
+    if not plan.possible:
+        # Nothing runs, but the attempt and its refusals go to the audit log.
+        outcome = ops.executor.run(plan, getpass.getuser(), plan.reason)
+        if args.json:
+            print(json.dumps({"plan": plan_json(plan), "outcome": outcome_json(outcome)},
+                             indent=2))
+        return EXIT_IMPOSSIBLE
     _confirm(f"Execute this {plan.kind} plan ({len(plan.steps)} steps)?", args.yes)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total}"), console=_console(stderr=True),

@@ -175,3 +175,12 @@ def test_read_only_still_previews_plans(inv):
     r = subprocess.run([FLEETOPS, "--read-only", "--inventory", inv, "plan", "drain",
                         busy_node(inv)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "drain" in r.stdout
+
+
+def test_an_impossible_attempt_is_audited_but_changes_nothing(inv):
+    cuda = next(j for j in jobs(inv) if j["runtime"] == "cuda")
+    before = jobs(inv)
+    r = fo(inv, "move", cuda["id"], "--to-pool", "domestic", "--reason", "audit me", "--yes")
+    assert r.returncode == 1 and jobs(inv) == before
+    last = json.loads(fo(inv, "audit", "--json").stdout)[-1]
+    assert last["reason"] == "audit me" and last["outcome"].startswith("impossible")
