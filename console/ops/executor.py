@@ -116,6 +116,10 @@ def _norm(placement: Sequence[Placement]) -> frozenset[tuple[str, tuple[int, ...
     return frozenset((p.node, tuple(sorted(p.devices))) for p in placement)
 
 
+def _nodes(placement: Sequence[Placement]) -> frozenset[tuple[str, tuple[int, ...]]]:
+    return frozenset((p.node, ()) for p in placement)
+
+
 def _placements(raw: list[list[Any]]) -> tuple[Placement, ...]:
     return tuple(Placement(node, tuple(devices)) for node, devices in raw)
 
@@ -229,10 +233,16 @@ class Executor:
             e.requeue(job_id)
         elif step.action == "move":
             job = e.job(job_id)
-            now = _norm(job.placement)
             # A job moved by someone else since planning is not ours to move again; its own
-            # target is fine (this step's first attempt got that far before a crash).
-            if step.source and now not in (_norm(step.source), _norm(step.target)):
+            # target is fine (this step's first attempt got that far before a crash). An
+            # engine that picks device indices itself (Slurm) is compared by nodes only, and
+            # a job it holds off every node on the way to its target (requeued, pending) is
+            # in transit, not "moved by someone".
+            norm = _norm if e.places_devices else _nodes
+            now = norm(job.placement)
+            known = (norm(step.source), norm(step.target))
+            if step.source and now not in known and not (
+                    not e.places_devices and not job.placement):
                 raise EngineError(f"move {job_id}: moved since the plan was made "
                                   f"(now on {fmt_placement(job.placement)})")
             e.move(job_id, step.target, step.target_pool or job.pool)

@@ -18,6 +18,9 @@ class EngineError(Exception):
 
 class Engine(ABC):
     name: str = ""
+    # Whether `move` puts a job on exactly the device indices asked for (the embedded engine
+    # does; Slurm picks the indices on the target nodes itself).
+    places_devices: bool = True
 
     @abstractmethod
     def jobs(self) -> list[Job]:

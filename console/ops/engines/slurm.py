@@ -264,6 +264,7 @@ def _ssh_path(path: str | os.PathLike[str]) -> str:
 
 class SlurmEngine(Engine):
     name = "slurm"
+    places_devices = False  # Slurm chooses device indices on the target nodes
 
     def __init__(
         self,
