@@ -139,8 +139,9 @@ def print_plan(plan: Plan) -> None:
     from rich.text import Text
 
     style = {"move": "green", "requeue": "yellow", "refuse": "bold red"}
-    t = Table(title=f"plan: {plan.kind} {' '.join(plan.targets)}"
-                    + (f" — {clean(plan.reason, 80)}" if plan.reason else ""),
+    # Every string here may come from a node, a scheduler or an operator: Text, never markup.
+    t = Table(title=Text(f"plan: {plan.kind} {' '.join(plan.targets)}"
+                         + (f" — {clean(plan.reason, 80)}" if plan.reason else "")),
               title_justify="left")
     for col in ("#", "action", "job / node", "from", "to", "why"):
         t.add_column(col, overflow="fold" if col == "why" else "ellipsis")
@@ -149,7 +150,8 @@ def print_plan(plan: Plan) -> None:
         if s.target_pool:
             to += f" ({s.target_pool})"
         t.add_row(str(n), Text(s.action, style=style.get(s.action, "cyan")),
-                  s.job or s.node or "", fmt_placement(s.source) if s.source else "—", to,
+                  Text(clean(s.job or s.node or "", 64)),
+                  Text(fmt_placement(s.source) if s.source else "—"), Text(to),
                   Text(clean(s.reason, 300)))
     console = _console()
     console.print(t)
@@ -257,9 +259,14 @@ def make_plan(ops, args: argparse.Namespace, kind: str) -> Plan:
 
 def run(args: argparse.Namespace, inventory) -> int:
     """Dispatch one operations command; `inventory` is already loaded and valid."""
+    from console.ops.audit import redact
     from console.ops.session import Ops
 
     command = args.command
+    if getattr(args, "reason", None):
+        # A reason is free text that reaches the screen, the journal, the engine and the
+        # audit log: secrets pasted into it are masked once, here, before any of them.
+        args.reason = redact(args.reason)
     read_only = args.read_only or inventory.console.read_only
     if read_only and (command in DANGEROUS or
                       (command == "plan" and args.plan_command in ("resume", "rollback"))):
@@ -332,9 +339,9 @@ def _jobs(ops, args: argparse.Namespace) -> int:
                 "placement"):
         t.add_column(col)
     for j in jobs:
-        t.add_row(j.id, Text(clean(j.name, 40)), Text(clean(j.owner, 20)), j.pool, j.state,
-                  j.runtime, f"{j.nodes}×{j.devices_per_node}",
-                  f"{round(j.mem_per_device_mib / 1024)} GiB", fmt_placement(j.placement))
+        t.add_row(Text(clean(j.id, 32)), Text(clean(j.name, 40)), Text(clean(j.owner, 20)),
+                  j.pool, j.state, Text(clean(j.runtime, 24)), f"{j.nodes}×{j.devices_per_node}",
+                  f"{round(j.mem_per_device_mib / 1024)} GiB", Text(fmt_placement(j.placement)))
     _console().print(t)
     return EXIT_OK
 
@@ -357,7 +364,8 @@ def _audit(ops, args: argparse.Namespace) -> int:
         t.add_column(col, overflow="fold")
     for e in entries:
         when = dt.datetime.fromtimestamp(e["ts"]).strftime("%Y-%m-%d %H:%M:%S")
-        t.add_row(when, e["user"], e["action"], " ".join(e["targets"]),
+        t.add_row(when, Text(clean(e["user"], 32)), e["action"],
+                  Text(clean(" ".join(e["targets"]), 200)),
                   Text(clean(e["reason"] or "", 200)), Text(clean(e["outcome"] or "", 200)))
     _console().print(t)
     return EXIT_OK

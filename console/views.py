@@ -10,6 +10,7 @@ from console.core.fleet import FleetState, NodeState
 from console.core.safe_text import clean
 
 DASH = "—"
+SKEW_NOTE_S = 300.0
 LINK_STYLE = {
     "live": ("●", "green"), "connecting": ("◌", "cyan"), "stale": ("◐", "yellow"),
     "down": ("✖", "red"), "auth-failed": ("⊘", "red"), "host-key-mismatch": ("⚠", "red"),
@@ -24,6 +25,7 @@ def node_json(node: NodeState) -> dict:
         "name": node.name, "dc": node.dc, "pool": node.pool, "state": node.link,
         "admin": node.admin, "health": node.health if node.reports else None,
         "last_seen": node.last_seen, "error": node.error,
+        "skew_s": None if node.skew_s is None else round(node.skew_s, 3),
         "agent": None if hello is None else {
             "version": hello.agent_version, "hostname": hello.hostname,
             "collectors": hello.collectors, "driver_version": hello.driver_version,
@@ -69,6 +71,17 @@ def _models(node: NodeState) -> str:
     return ", ".join(f"{clean(m, 20)}×{n}" for m, n in counts.items()) or DASH
 
 
+def skew_note(node: NodeState) -> str | None:
+    """A clock far off ours is worth a word: timestamps from that node mislead."""
+    skew = node.skew_s
+    if skew is None or abs(skew) < SKEW_NOTE_S:
+        return None
+    ahead = "behind" if skew > 0 else "ahead"  # skew = our receive time - its timestamp
+    amount = abs(skew)
+    text = f"{amount / 86400:.0f}d" if amount >= 86400 else f"{amount:.0f}s"
+    return f"clock {text} {ahead}"
+
+
 def nodes_table(fleet: FleetState, names: list[str], now: float) -> Table:
     t = Table(title="nodes", title_justify="left", expand=False)
     widest = max((len(n) for n in names), default=4)
@@ -84,10 +97,10 @@ def nodes_table(fleet: FleetState, names: list[str], now: float) -> Table:
         util = s.util_sum / s.util_n if s.util_n else None
         seen = DASH if node.last_seen is None else f"{max(0.0, now - node.last_seen):.0f}s"
         t.add_row(
-            node.name, node.dc, node.pool, _models(node), _mark(LINK_STYLE, node.link),
+            node.name, node.dc, node.pool, Text(_models(node)), _mark(LINK_STYLE, node.link),
             _mark(HEALTH_STYLE, node.health) if node.reports else Text(DASH),
             _num(util), _num(mem), _num(s.hottest_c), _num(s.power_w if s.devices else None),
-            seen, Text(clean(node.error or "", 120), style="red"),
+            seen, Text(clean(node.error or skew_note(node) or "", 120), style="red"),
         )
     return t
 
@@ -100,7 +113,7 @@ def devices_table(fleet: FleetState, names: list[str]) -> Table:
     for n in names:
         node = fleet.nodes[n]
         for d in node.samples:
-            t.add_row(node.name, str(d.index), clean(d.model, 40), d.pool, _num(d.util_pct),
+            t.add_row(node.name, str(d.index), Text(clean(d.model, 40)), d.pool, _num(d.util_pct),
                       f"{_num(d.mem_used_mib)} / {_num(d.mem_total_mib)}", _num(d.temp_c),
                       f"{_num(d.power_w)} / {_num(d.power_limit_w)}",
                       _mark(HEALTH_STYLE, d.health), Text(clean("; ".join(d.reasons), 200)))

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(openssh-server slurm-wlm slurmctld slurmd munge)
+SYSTEM_PACKAGES=(openssh-server slurm-wlm slurmctld slurmd munge tmux)
 
 want_system=0
 [[ "${1:-}" == "--system" ]] && want_system=1

@@ -25,6 +25,11 @@ LinkState = Literal[
 ]
 LINK_STATES: tuple[str, ...] = LinkState.__args__  # type: ignore[attr-defined]
 STALE_AFTER_INTERVALS = 3
+# Each node's share of the fleet-wide event log: a sustained 2 events/s, bursts of 120. A node
+# spewing valid events keeps them in its own log but cannot push other nodes' out of the
+# fleet's (the excess is counted as `event-flood`).
+EVENT_RATE_PER_S = 2.0
+EVENT_BURST = 120.0
 
 
 @dataclass(slots=True)
@@ -69,6 +74,19 @@ class Totals:
         self.warn += sign * s.health[1]
         self.crit += sign * s.health[2]
 
+    def replace(self, old: Summary, new: Summary) -> None:
+        """Move the sums from one node summary to its successor (once per report)."""
+        self.devices += new.devices - old.devices
+        self.util_sum += new.util_sum - old.util_sum
+        self.util_n += new.util_n - old.util_n
+        self.power_w += new.power_w - old.power_w
+        self.mem_used_mib += new.mem_used_mib - old.mem_used_mib
+        self.mem_total_mib += new.mem_total_mib - old.mem_total_mib
+        if new.health != old.health:
+            self.ok += new.health[0] - old.health[0]
+            self.warn += new.health[1] - old.health[1]
+            self.crit += new.health[2] - old.health[2]
+
     def merge(self, other: Totals) -> None:
         self.nodes.update(other.nodes)
         self.admin.update(other.admin)
@@ -88,7 +106,8 @@ class NodeState:
     __slots__ = (
         "admin", "dc", "error", "events", "hello", "history", "interval_s", "labels",
         "last_seen", "last_seq", "link", "name", "pool", "rejects", "reported_name",
-        "samples", "skew_s", "summary", "frames", "reports",
+        "samples", "skew_s", "summary", "frames", "reports", "totals", "expected_interval_s",
+        "event_tokens", "event_last",
     )
 
     def __init__(self, name: str, dc: str, pool: str, interval_s: float = 1.0,
@@ -98,6 +117,9 @@ class NodeState:
         self.pool = pool
         self.labels = labels or {}
         self.interval_s = interval_s
+        self.expected_interval_s = interval_s  # the inventory's word: a node cannot stretch it
+        self.event_tokens = EVENT_BURST
+        self.event_last = 0.0
         self.link: str = "connecting"
         self.admin: str = "active"  # active, cordoned, draining, drained (operations)
         self.error: str | None = None
@@ -113,6 +135,7 @@ class NodeState:
         self.skew_s: float | None = None
         self.frames = 0
         self.reports = 0
+        self.totals: Totals | None = None  # its (dc, pool) totals, set by the fleet
 
     @property
     def devices_info(self) -> list[DeviceInfo]:
@@ -140,7 +163,6 @@ class FleetState:
         self.events: deque[tuple[str, Event]] = deque(maxlen=max_events)
         self.history_s = history_s
         self._changed_nodes: set[str] = set()
-        self._changed_dcs: set[str] = set()
         self._new_events: list[tuple[str, Event]] = []
         if inventory is not None:
             for dc in inventory.dcs:
@@ -163,6 +185,7 @@ class FleetState:
             raise ValueError(f"node {name!r} already in the fleet")
         self.add_dc(dc)
         node = self.nodes[name] = NodeState(name, dc, pool, interval_s, labels)
+        node.totals = self.pool_totals[(dc, pool)]
         self.pool_totals[(dc, pool)].nodes[node.link] += 1
         self.pool_totals[(dc, pool)].admin[node.admin] += 1
         self._touch(node)
@@ -173,7 +196,7 @@ class FleetState:
     def apply(self, name: str, frame: Frame, now: float) -> None:
         """Apply one decoded frame from node `name`'s connection."""
         node = self.nodes[name]
-        if isinstance(frame, Hello):
+        if type(frame) is Hello:
             self._hello(node, frame)
         elif frame.seq <= node.last_seq:
             node.rejects["seq"] += 1  # a replay or a confused agent: keep the newer state
@@ -184,12 +207,19 @@ class FleetState:
         node.skew_s = now - frame.ts
         if node.link != "live":
             self.set_link(name, "live")
-        if isinstance(frame, Report):
+        if type(frame) is Report:
             self._report(node, frame)
-        elif isinstance(frame, Event):
+        elif type(frame) is Event:
             node.events.append(frame)
-            self.events.append((name, frame))
-            self._new_events.append((name, frame))
+            node.event_tokens = min(EVENT_BURST, node.event_tokens
+                                    + (now - node.event_last) * EVENT_RATE_PER_S)
+            node.event_last = now
+            if node.event_tokens >= 1.0:
+                node.event_tokens -= 1.0
+                self.events.append((name, frame))
+                self._new_events.append((name, frame))
+            else:
+                node.rejects["event-flood"] += 1
             self._touch(node)
 
     def _hello(self, node: NodeState, hello: Hello) -> None:
@@ -201,7 +231,9 @@ class FleetState:
             del totals.models[model]
         node.hello = hello
         node.reported_name = hello.node
-        node.interval_s = hello.interval_s
+        # Stale detection uses the agent's interval, but never a longer one than the
+        # inventory expects: a node cannot stay "live" for hours by claiming a long interval.
+        node.interval_s = min(hello.interval_s, node.expected_interval_s)
         node.last_seq = -1  # a new stream starts its own sequence
         capacity = max(1, int(self.history_s / max(hello.interval_s, 0.1)))
         if node.history is None or node.history.devices != len(hello.devices):
@@ -218,11 +250,9 @@ class FleetState:
                 len(devices), history.capacity if history else self.history_s)
         u, un, pw, used, total, ok, warn, crit, hot = history.append(report.ts, devices)
         new = Summary(len(devices), u, un, pw, used, total, (ok, warn, crit), hot)
-        totals = self.pool_totals[(node.dc, node.pool)]
-        totals.add(node.summary, -1)
-        totals.add(new)
+        node.totals.replace(node.summary, new)
         node.summary = new
-        self._touch(node)
+        self._changed_nodes.add(node.name)
 
     def reject(self, name: str, reason: str) -> None:
         """Count a line from this node that was not a valid frame."""
@@ -266,12 +296,13 @@ class FleetState:
 
     def _touch(self, node: NodeState) -> None:
         self._changed_nodes.add(node.name)
-        self._changed_dcs.add(node.dc)
 
     def take_changes(self) -> Changes:
-        """What changed since the last call (the screens redraw only that)."""
-        changes = Changes(self._changed_nodes, self._changed_dcs, self._new_events)
-        self._changed_nodes, self._changed_dcs, self._new_events = set(), set(), []
+        """What changed since the last call (the screens redraw only that). The data centers
+        are derived here, per refresh, rather than recorded per frame."""
+        nodes = self._changed_nodes
+        changes = Changes(nodes, {self.nodes[n].dc for n in nodes}, self._new_events)
+        self._changed_nodes, self._new_events = set(), []
         return changes
 
     def totals(self, dc: str | None = None, pool: str | None = None) -> Totals:

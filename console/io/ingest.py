@@ -57,7 +57,7 @@ class Intake:
             start = nl + 1
         if start < len(data) and not self._discarding:
             self._buf += data[start:]
-            if len(self._buf) > MAX_LINE_BYTES:
+            if len(self._buf) >= MAX_LINE_BYTES:  # no room left for its newline
                 # Drop the partial line now and everything up to its end: memory stays bounded
                 # whatever the node sends.
                 self._buf.clear()

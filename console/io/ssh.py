@@ -93,6 +93,7 @@ class FanIn:
         self._creds = _Credentials()
         self._tasks: dict[str, asyncio.Task] = {}
         self._channels: dict[str, asyncssh.SSHClientChannel] = {}
+        self._dropped: dict[str, str] = {}  # node -> why the console dropped its session
         self._watchdog: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -151,6 +152,10 @@ class FanIn:
                 await chan.wait_closed()
             finally:
                 self._channels.pop(node.name, None)
+            dropped = self._dropped.pop(node.name, None)
+            if dropped is not None:
+                self.fleet.set_link(node.name, "down", dropped)
+                return
             status = chan.get_exit_status()
             stderr = clean(bytes(session.stderr).decode("utf-8", "replace").strip(), 300)
             if status in (126, 127):
@@ -195,18 +200,25 @@ class FanIn:
             await asyncio.sleep(period)
             now = self.clock()
             self.fleet.mark_stale(now)
-            for name, chan in list(self._channels.items()):
+            for name in list(self._channels):
                 node = self.fleet.nodes[name]
                 if (node.link == "stale" and node.last_seen is not None and
                         now - node.last_seen > RECONNECT_AFTER_STALE_INTERVALS * node.interval_s):
-                    log.info("%s: silent for %.0fs, reconnecting", name, now - node.last_seen)
-                    chan.abort()
+                    silent = now - node.last_seen
+                    log.info("%s: silent for %.0fs, reconnecting", name, silent)
+                    self.kick(name, f"no frame for {silent:.0f}s: session dropped, reconnecting")
 
-    def kick(self, name: str) -> None:
-        """Drop a node's session now (it reconnects through the usual backoff)."""
+    def kick(self, name: str, why: str = "session dropped by the console") -> None:
+        """Drop a node's session now (it reconnects through the usual backoff).
+
+        The whole connection is aborted: aborting only the channel leaves OpenSSH holding it
+        open until the remote command writes or exits, which a hung agent never does.
+        """
         chan = self._channels.get(name)
         if chan is not None:
-            chan.abort()
+            self._dropped[name] = why
+            conn = chan.get_extra_info("connection")
+            (conn or chan).abort()
 
 
 def _has_entry(known, host: str, port: int | None) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from console.ops.audit import Audit
+from console.ops.audit import Audit, redact
 from console.ops.engines.base import Engine, EngineError
 from console.ops.journal import Journal, JournaledPlan, StepRecord
 from console.ops.model import Placement
@@ -139,10 +139,13 @@ class Executor:
 
     def run(self, plan: Plan, user: str, reason: str = "",
             progress: Progress | None = None) -> Outcome:
-        reason = (reason or plan.reason).strip()
+        # Secrets pasted into a reason are masked before the journal, the engine (node
+        # reasons) or the audit log see them, whichever front end built the plan.
+        reason = redact((reason or plan.reason).strip())
         if plan.kind in REASON_REQUIRED and not reason:
             raise ValueError(f"a reason is required for {plan.kind}")
-        plan = dataclasses.replace(plan, reason=reason)
+        plan = dataclasses.replace(plan, reason=reason, steps=tuple(
+            dataclasses.replace(s, reason=redact(s.reason)) for s in plan.steps))
         if not plan.possible:
             outcome = Outcome(
                 "impossible", None, plan,
