@@ -14,13 +14,12 @@ import dataclasses
 import getpass
 import json
 import re
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from console.ops.store import Store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -88,37 +87,12 @@ class Audit:
 
     def __init__(self, path: Path, timeout_s: float = 10.0):
         self.path = Path(path)
-        self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-            self._db.executescript(_SCHEMA)  # IF NOT EXISTS throughout: safe to race
-        except (sqlite3.Error, OSError) as exc:
-            raise AuditError(f"audit log: cannot open {self.path}: {exc}") from None
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        # sqlite3 errors (locked past busy_timeout, disk full) become one-line AuditErrors.
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise AuditError(f"audit log {self.path}: {exc}") from None
+        self._store = Store(self.path, AuditError, "audit log", timeout_s=timeout_s)
+        self._tx = self._store.tx
+        self._store.create(_SCHEMA)  # IF NOT EXISTS throughout: safe to race
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._store.close()
 
     def record(self, action: str, targets: Sequence[str], reason: str = "",
                plan: Any = None, outcome: str = "", user: str | None = None) -> int:

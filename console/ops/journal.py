@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from console.ops.model import Placement
 from console.ops.plan import Plan, Step
+from console.ops.store import Store
 
 StepState = Literal["pending", "started", "done", "failed", "skipped"]
 PlanStatus = Literal["open", "done", "rolling-back", "rolled-back"]
@@ -65,16 +62,6 @@ def default_path() -> Path:
 
 class JournalError(Exception):
     """A journal call failed; one line."""
-
-
-def connect(path: Path, timeout_s: float) -> sqlite3.Connection:
-    """Autocommit (transactions are explicit), WAL, and a commit is on disk when it returns."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-    return db
 
 
 # -- plans as JSON --------------------------------------------------------------------------
@@ -131,37 +118,15 @@ class Journal:
 
     def __init__(self, path: Path, timeout_s: float = 10.0):
         self.path = Path(path)
-        self._lock = threading.RLock()
-        try:
-            self._db = connect(self.path, timeout_s)
-            with self._tx() as db:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                if db.execute("SELECT version FROM schema_version").fetchone() is None:
-                    db.execute("INSERT INTO schema_version VALUES (1)")
-        except (sqlite3.Error, OSError) as exc:
-            raise JournalError(f"journal: cannot open {self.path}: {exc}") from None
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        # sqlite3 errors (locked past busy_timeout, disk full) become one-line JournalErrors.
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise JournalError(f"journal {self.path}: {exc}") from None
+        self._store = Store(self.path, JournalError, "journal", timeout_s=timeout_s)
+        self._tx = self._store.tx
+        self._store.create(_SCHEMA)
+        with self._tx() as db:
+            if db.execute("SELECT version FROM schema_version").fetchone() is None:
+                db.execute("INSERT INTO schema_version VALUES (1)")
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._store.close()
 
     def begin(self, plan: Plan, user: str) -> int:
         """Store the plan, every step pending; returns the plan id."""

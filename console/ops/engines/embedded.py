@@ -16,16 +16,15 @@ import getpass
 import json
 import random
 import sqlite3
-import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 from agents import catalog
 from console.ops.engines.base import Engine, EngineError
 from console.ops.model import AdminState, Job, Placement
+from console.ops.store import Store
 
 SCHEMA_VERSION = 1
 _OPEN_STATES = ("pending", "running", "requeued")
@@ -66,17 +65,6 @@ CREATE TABLE IF NOT EXISTS node_admin (
 """
 
 
-def connect(path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, durable commits."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the call returns
-    db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-    db.execute("PRAGMA foreign_keys=ON")
-    return db
-
-
 def canonical(placement: Iterable[Placement]) -> tuple[Placement, ...]:
     """Devices sorted within each node; node order (rank) kept."""
     return tuple(Placement(p.node, tuple(sorted(p.devices))) for p in placement)
@@ -88,18 +76,14 @@ class EmbeddedEngine(Engine):
     def __init__(self, db_path: Path, *, user: str | None = None, timeout_s: float = 10.0):
         self.db_path = Path(db_path)
         self.user = user or getpass.getuser()
-        self._lock = threading.RLock()
-        try:
-            self._db = connect(self.db_path, timeout_s)
-            self._migrate()
-        except (sqlite3.Error, OSError) as exc:
-            raise EngineError(f"embedded engine: cannot open {self.db_path}: {exc}") from None
+        self._store = Store(self.db_path, EngineError, "embedded engine", timeout_s=timeout_s,
+                            foreign_keys=True)
+        self._tx = self._store.tx
+        self._migrate()
 
     def _migrate(self) -> None:
+        self._store.create(_SCHEMA)
         with self._tx() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
             row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
@@ -109,27 +93,8 @@ class EmbeddedEngine(Engine):
                     f"this console knows up to {SCHEMA_VERSION}"
                 )
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        # IMMEDIATE takes the write lock up front: no read-then-upgrade deadlock between
-        # two consoles, and busy_timeout applies to the whole transaction.
-        # sqlite3 errors (locked past busy_timeout, disk full) become one-line EngineErrors.
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise EngineError(f"embedded engine {self.db_path}: {exc}") from None
-
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._store.close()
 
     # -- reads ----------------------------------------------------------------------------
 
