@@ -6,30 +6,45 @@ the view on screen, which redraws only the changed rows and panels. So ingest ru
 rate, the screen at the refresh rate, and a key press never waits behind a redraw of the
 whole fleet.
 
-Views are Textual modes (fleet, nodes, events), each with its own stack for drill-downs
-(Enter on a node pushes its Node view): `:nodes` switches mode, Esc/`-` pops the stack and
-then goes back to the previous view, like k9s' `-`.
+Views are Textual modes (fleet, nodes, events, jobs, audit), each with its own stack for
+drill-downs (Enter on a node pushes its Node view): `:nodes` switches mode, Esc/`-` pops the
+stack and then goes back to the previous view, like k9s' `-`.
+
+Jobs, admin states and every action come from the operations engine through `operations`
+(operations.py), which does all its I/O on one thread of its own, never on this loop.
 """
 
 from __future__ import annotations
 
+import getpass
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
 from console.core.fleet import FleetState
 from console.core.safe_text import clean
-from console.tui.actions import NODE_ACTIONS
-from console.tui.commands import CommandError, FleetCommands, completions, parse_command, suggest
+from console.tui.actions import DANGEROUS
+from console.tui.commands import (
+    CommandError,
+    FleetCommands,
+    completions,
+    parse_command,
+    suggest,
+)
 from console.tui.fleet_index import FleetIndex
+from console.tui.jobs_index import JobsIndex
+from console.tui.operations import Operations
+from console.tui.ops_link import JobsLoaded
+from console.tui.screens.audit import AuditScreen
 from console.tui.screens.base import FleetView
 from console.tui.screens.events import EventsScreen
 from console.tui.screens.fleet import FleetScreen
 from console.tui.screens.help import HelpScreen
+from console.tui.screens.jobs import JobsScreen
 from console.tui.screens.node import NodeScreen
 from console.tui.screens.nodes import NodesScreen
 from themes import DEFAULT_THEME, load_themes
@@ -37,11 +52,16 @@ from themes import DEFAULT_THEME, load_themes
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from textual.screen import Screen
+
     from console.io.ssh import FanIn
+    from console.ops.session import Ops
 
 REFRESH_S = 0.25  # 4 redraws a second: smooth enough, and cheap at 10,000 nodes
 STALE_CHECK_S = 1.0  # mark_stale walks every node: once a second is plenty
-VIEWS = ("fleet", "nodes", "events")
+VIEWS = ("fleet", "nodes", "events", "jobs", "audit")
+ENGINE_VIEWS = ("jobs", "audit")  # nothing to show without an operations engine
+QUIT_AGAIN_S = 5.0
 
 
 class FleetApp(App[int]):
@@ -57,26 +77,36 @@ class FleetApp(App[int]):
         Binding("1", "view('fleet')", "Fleet view", show=False),
         Binding("2", "view('nodes')", "Nodes view", show=False),
         Binding("3", "view('events')", "Events view", show=False),
+        Binding("4", "view('jobs')", "Jobs view", show=False),
+        Binding("5", "view('audit')", "Audit view", show=False),
+        Binding("D", "proposals", "Review proposed drain"),
     ]
 
-    MODES: ClassVar = {"fleet": FleetScreen, "nodes": NodesScreen, "events": EventsScreen}
+    MODES: ClassVar = {"fleet": FleetScreen, "nodes": NodesScreen, "events": EventsScreen,
+                       "jobs": JobsScreen, "audit": AuditScreen}
     DEFAULT_MODE: ClassVar[str] = "fleet"
     COMMANDS: ClassVar = App.COMMANDS | {FleetCommands}
 
     def __init__(self, fleet: FleetState, *, fan_in: FanIn | None = None,
                  inventory_path: str = "", read_only: bool = False,
                  theme_name: str | None = None, clock: Callable[[], float] = time.time,
-                 user_theme_dir: Path | None = None) -> None:
+                 user_theme_dir: Path | None = None,
+                 ops_factory: Callable[[], Ops] | None = None, user: str | None = None) -> None:
         super().__init__()
         self.fleet = fleet
         self.fan_in = fan_in
         self.inventory_path = inventory_path
         self.read_only = read_only
         self.clock = clock
+        self.user = user or getpass.getuser()  # who the journal and the audit log name
         self.index = FleetIndex(fleet)
-        # Extension points for the operations engine: it sets the handler and the count.
-        self.operation_handler: Callable[[str, list[str]], None] | None = None
+        self.jobs = JobsIndex(fleet)
+        self.operations = Operations(self, ops_factory)
+        # Where node and job actions go (the operations engine, when one is attached).
+        self.operation_handler: Callable[..., None] | None = \
+            self.operations.request if self.operations.attached else None
         self.operations_running = 0
+        self._quit_asked = float("-inf")
         self._startup_problems: list[str] = []
         self.fleet_themes = load_themes(user_theme_dir, self._startup_problems)
         for theme in self.fleet_themes.values():
@@ -98,13 +128,17 @@ class FleetApp(App[int]):
             self.run_worker(self.fan_in.start(), name="fan-in", group="fan-in",
                             exclusive=True)
         self.set_interval(REFRESH_S, self.refresh_fleet, name="fleet-refresh")
+        self.operations.start()
 
     async def on_unmount(self) -> None:
+        self.operations.stop()
         if self.fan_in is not None:
             await self.fan_in.stop()
 
     def refresh_fleet(self) -> None:
         """One tick: stale check, then what changed goes to the view on screen."""
+        if not self.is_running:
+            return  # shutting down: the screens are losing their widgets
         now = self.clock()
         if now - self._stale_checked >= STALE_CHECK_S:
             self._stale_checked = now
@@ -112,21 +146,48 @@ class FleetApp(App[int]):
         changes = self.fleet.take_changes()
         if changes.nodes:
             self.index.update(changes.nodes)
+            self.jobs.mark(changes.nodes)
         if changes.events:
             self.index.add_events(changes.events)
-        screen = self.screen
+            self.operations.events_arrived(changes.events)
+        screen = self.top_screen
         if isinstance(screen, FleetView) and screen.is_mounted:
             screen.fleet_changed(changes)
 
+    @property
+    def top_screen(self) -> Screen | None:
+        """The screen on top, or None in the instant a mode switch has not pushed it yet
+        (timers and workers run then too)."""
+        try:
+            return self.screen
+        except ScreenStackError:
+            return None
+
+    def jobs_changed(self) -> None:
+        """The engine's jobs changed: the view on screen redraws what shows them."""
+        if not self.is_running:
+            return
+        screen = self.top_screen
+        if isinstance(screen, FleetView) and screen.is_mounted:
+            screen.jobs_changed()
+
+    def on_jobs_loaded(self, message: JobsLoaded) -> None:
+        self.operations.apply_jobs(message.snapshot)
+
     # -- navigation ------------------------------------------------------------------------
 
-    async def show_view(self, mode: str) -> None:
+    async def show_view(self, mode: str) -> bool:
+        if mode in ENGINE_VIEWS and not self.operations.attached:
+            self.notify(f"no {mode} view: no operations engine attached", title=f":{mode}",
+                        severity="warning")
+            return False
         if mode == self.current_mode:
             while len(self.screen_stack) > 1 and isinstance(self.screen, FleetView):
                 await self.pop_screen()  # `:nodes` from a node goes back to the table
-            return
+            return True
         self._history = [*self._history[-19:], self.current_mode]
         await self.switch_mode(mode)
+        return True
 
     def open_node(self, name: str) -> bool:
         if name not in self.fleet.nodes:
@@ -161,12 +222,24 @@ class FleetApp(App[int]):
         except CommandError as exc:
             self.notify(str(exc), title="command", severity="error")
             return False
-        if cmd.name in VIEWS:
-            await self.show_view(cmd.name)
-        elif cmd.name == "jobs":
-            self.notify("no jobs view yet: it arrives with the operations engine",
-                        title=":jobs", severity="warning")
+        if cmd.spec.dangerous and self.read_only:
+            self.notify(f"read-only: :{cmd.name} changes the fleet and is refused",
+                        title=f":{cmd.name}", severity="error")
             return False
+        if cmd.name in VIEWS:
+            return await self.show_view(cmd.name)
+        if cmd.name in ("cordon", "uncordon", "drain", "resume"):
+            return self.request_operation(cmd.name, list(cmd.args))
+        if cmd.name == "move":
+            return self.request_operation("move", list(cmd.args[:-1]), pool=cmd.args[-1])
+        if cmd.name == "evacuate":
+            return self.request_evacuation(cmd.arg, cmd.args[1] if len(cmd.args) > 1 else None)
+        if cmd.name == "plan":
+            if not self.operations.attached:
+                return self.request_operation("plan", [])
+            self.operations.journal_action(cmd.args[0], int(cmd.args[1]))
+        elif cmd.name == "proposals":
+            self.action_proposals()
         elif cmd.name == "dc":
             return await self.open_dc(cmd.arg)
         elif cmd.name == "node":
@@ -185,37 +258,75 @@ class FleetApp(App[int]):
         return True
 
     def completions(self, value: str) -> list[str]:
-        def names(command: str) -> list[str]:
-            if command == "dc":
+        def names(command: str, position: int) -> list[str]:
+            if command in ("dc", "evacuate") and position == 0:
                 return list(self.fleet.dc_meta)
+            if command == "evacuate" or (command == "move" and position > 0):
+                return ["nvidia", "domestic"]
             if command == "theme":
                 return sorted(self.available_themes)
-            if command == "node":
+            if command in ("node", "cordon", "uncordon", "drain", "resume"):
                 return list(self.fleet.nodes)
+            if command == "move":
+                return list(self.jobs.jobs)
+            if command == "plan" and position == 0:
+                return ["resume", "rollback"]
             return []
 
         return completions(value, names)
 
-    def request_operation(self, name: str, nodes: list[str]) -> None:
-        """A node action from a view; the operations engine does the work."""
-        action = next((a for a in NODE_ACTIONS if a.name == name), None)
-        if action is None:
-            return
-        if action.dangerous and self.read_only:
-            self.notify(f"read-only: {name} is off", severity="error")
-            return
+    def request_operation(self, name: str, targets: list[str], *, pool: str | None = None,
+                          reason: str | None = None) -> bool:
+        """A node or job action from a view or a command; the operations engine does it."""
+        if name in DANGEROUS and self.read_only:
+            self.notify(f"read-only: {name} changes the fleet and is refused", title=name,
+                        severity="error")
+            return False
         if self.operation_handler is None:
-            self.notify(f"{name} {', '.join(nodes)}: no operations engine is attached yet",
+            self.notify(f"{name} {', '.join(targets)}: no operations engine attached",
                         title=name, severity="warning")
-            return
-        self.operation_handler(name, nodes)
+            return False
+        self.operation_handler(name, targets, pool=pool, reason=reason)
+        return True
+
+    def request_evacuation(self, dc: str, pool: str | None) -> bool:
+        if dc not in self.fleet.dc_meta:
+            self.notify(f"no data center named {clean(dc, 60)!r}"
+                        f"{suggest(dc, list(self.fleet.dc_meta))}", title=":evacuate",
+                        severity="error")
+            return False
+        return self.request_operation("evacuate", [dc], pool=pool)
 
     # -- actions ---------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        screen = self.top_screen
         if action == "command_mode":
-            return isinstance(self.screen, FleetView) and not isinstance(self.focused, Input)
+            return isinstance(screen, FleetView) and not isinstance(self.focused, Input)
+        if action == "proposals":  # shown only when there is one to review, never read-only
+            return (not self.read_only and bool(self.operations.proposals)
+                    and isinstance(screen, FleetView))
+        if action == "view":  # not from under a question or a plan preview
+            return isinstance(screen, FleetView | HelpScreen)
         return True
+
+    def action_proposals(self) -> None:
+        if self.read_only:
+            self.notify("read-only: drains are refused", title="proposals", severity="error")
+            return
+        self.operations.review_proposal()
+
+    async def action_quit(self) -> None:
+        # Quitting mid-plan stops it after the step in progress (the journal keeps the rest
+        # for `:plan resume`): worth asking twice.
+        now = time.monotonic()
+        if self.operations_running and now - self._quit_asked > QUIT_AGAIN_S:
+            self._quit_asked = now
+            self.notify("an operation is running: q again to stop it after the step in "
+                        "progress and quit (:plan resume finishes it later)",
+                        title="quit", severity="warning")
+            return
+        self.exit(0)
 
     def action_command_mode(self) -> None:
         screen = self.screen

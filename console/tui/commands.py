@@ -13,29 +13,55 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 if TYPE_CHECKING:
     from console.tui.app import FleetApp
 
+MANY = 1000  # "any number of arguments"
+
 
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
-    arg: str | None  # what the argument is called; None = no argument
+    arg: str | None  # what the arguments are called, for help; None = no argument
     help: str
     aliases: tuple[str, ...] = ()
+    nargs: tuple[int, int] | None = None  # (min, max); default: none, or exactly one
+    dangerous: bool = False  # changes the fleet: refused in read-only mode
+
+    @property
+    def arg_range(self) -> tuple[int, int]:
+        if self.nargs is not None:
+            return self.nargs
+        return (0, 0) if self.arg is None else (1, 1)
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("fleet", None, "the Fleet view: one panel per data center", ("f",)),
     CommandSpec("nodes", None, "every node in one table", ("n", "no")),
-    CommandSpec("jobs", None, "jobs and their placement (with the operations engine)",
-                ("j", "job")),
+    CommandSpec("jobs", None, "jobs, their placement and what looks wrong", ("j", "job")),
     CommandSpec("events", None, "XID, ECC and health events, newest first", ("e", "ev")),
+    CommandSpec("audit", None, "the audit log of every action, newest first", ("au",)),
     CommandSpec("dc", "NAME", "the nodes of one data center"),
-    CommandSpec("node", "NAME", "one node: devices, processes, events"),
+    CommandSpec("node", "NAME", "one node: devices, processes, events, jobs"),
+    CommandSpec("cordon", "NODE…", "stop new placements on nodes", nargs=(1, MANY),
+                dangerous=True),
+    CommandSpec("uncordon", "NODE…", "allow placements on cordoned nodes again",
+                nargs=(1, MANY), dangerous=True),
+    CommandSpec("drain", "NODE…", "move every job off nodes, keep them out of service",
+                nargs=(1, MANY), dangerous=True),
+    CommandSpec("resume", "NODE…", "return drained or cordoned nodes to service",
+                nargs=(1, MANY), dangerous=True),
+    CommandSpec("move", "JOB… POOL", "move jobs to a pool (nvidia, domestic)",
+                nargs=(2, MANY), dangerous=True),
+    CommandSpec("evacuate", "DC [POOL]", "cordon a data center (or its pool), move its jobs out",
+                nargs=(1, 2), dangerous=True),
+    CommandSpec("plan", "resume|rollback ID", "finish or undo a journaled plan", nargs=(2, 2),
+                dangerous=True),
+    CommandSpec("proposals", None, "review the newest proposed drain (also D)", ("prop",)),
     CommandSpec("theme", "NAME", "switch the colour theme"),
     CommandSpec("help", None, "every key and command", ("h", "?")),
     CommandSpec("q", None, "quit", ("quit", "q!", "exit")),
 )
 _BY_NAME = {c.name: c for c in COMMANDS}
 _ALIASES = {a: c.name for c in COMMANDS for a in c.aliases}
+NODE_COMMANDS = ("cordon", "uncordon", "drain", "resume")
 
 
 class CommandError(ValueError):
@@ -45,11 +71,19 @@ class CommandError(ValueError):
 @dataclass(frozen=True)
 class Command:
     name: str
-    arg: str = ""
+    args: tuple[str, ...] = ()
+
+    @property
+    def arg(self) -> str:
+        return self.args[0] if self.args else ""
+
+    @property
+    def spec(self) -> CommandSpec:
+        return _BY_NAME[self.name]
 
 
 def parse_command(text: str) -> Command:
-    """`nodes`, `dc xining`, `:theme fleetops-light` -> Command; CommandError otherwise."""
+    """`nodes`, `dc xining`, `:move j-1 domestic` -> Command; CommandError otherwise."""
     words = text.strip().removeprefix(":").split()
     if not words:
         raise CommandError("empty command (try :help)")
@@ -62,20 +96,32 @@ def parse_command(text: str) -> Command:
         close = difflib.get_close_matches(word, [*_BY_NAME, *_ALIASES], n=1)
         hint = f"; did you mean :{close[0]}?" if close else " (try :help)"
         raise CommandError(f"unknown command :{word}{hint}")
-    if spec.arg is None and args:
+    low, high = spec.arg_range
+    if high == 0 and args:
         raise CommandError(f":{name} takes no argument")
-    if spec.arg is not None and len(args) != 1:
+    if not low <= len(args) <= high:
         raise CommandError(f"usage: :{name} {spec.arg}")
-    return Command(name, args[0] if args else "")
+    if name == "plan":
+        verb = args[0].lower()
+        if verb not in ("resume", "rollback") or not args[1].isdigit():
+            raise CommandError("usage: :plan resume ID or :plan rollback ID")
+        args = [verb, args[1]]
+    if name == "move" and args[-1] not in ("nvidia", "domestic"):
+        raise CommandError("usage: :move JOB… POOL (the pool: nvidia or domestic)")
+    if name == "evacuate" and len(args) == 2 and args[1] not in ("nvidia", "domestic"):
+        raise CommandError("usage: :evacuate DC [POOL] (the pool: nvidia or domestic)")
+    return Command(name, tuple(args))
 
 
-def completions(value: str, names: Callable[[str], list[str]]) -> list[str]:
-    """Whole-line completions of what was typed: command names, then arguments."""
+def completions(value: str, names: Callable[[str, int], list[str]]) -> list[str]:
+    """Whole-line completions of what was typed: command names, then arguments
+    (`names(command, position)` lists what the argument at that position can be)."""
     words = value.split(" ")
     if len(words) == 1:
         return [c.name for c in COMMANDS]
-    head = words[0]
-    return [f"{head} {n}" for n in names(_ALIASES.get(head, head))]
+    head = " ".join(words[:-1])
+    command = _ALIASES.get(words[0], words[0])
+    return [f"{head} {n}" for n in names(command, len(words) - 2)]
 
 
 def suggest(word: str, known: list[str]) -> str:
@@ -84,13 +130,14 @@ def suggest(word: str, known: list[str]) -> str:
 
 
 class FleetCommands(Provider):
-    """Views, data centers, themes and nodes in the palette, running the `:` commands."""
+    """Views, data centers, themes, nodes and actions in the palette, running `:` commands."""
 
     @property
     def fleet_app(self) -> FleetApp:
         return cast("FleetApp", self.app)
 
-    def _entries(self, with_nodes: bool) -> Iterator[tuple[str, str, str]]:
+    def _entries(self, query: str = "", with_nodes: bool = False) -> Iterator[
+            tuple[str, str, str]]:
         app = self.fleet_app
         for spec in COMMANDS:
             if spec.arg is None:
@@ -102,15 +149,28 @@ class FleetCommands(Provider):
         if with_nodes:  # 10,000 nodes are for searching, not for the first list
             for name in app.fleet.nodes:
                 yield f":node {name}", "Open this node", f"node {name}"
+        if app.read_only or not app.operations.attached:
+            return
+        # Actions per node only once the query names the action: 4 x 10,000 entries
+        # scored on every key would make the palette crawl.
+        first = query.strip().lstrip(":").split(" ")[0].lower()
+        for action in NODE_COMMANDS:
+            help_text = _BY_NAME[action].help.capitalize()
+            if len(first) >= 2 and action.startswith(first):
+                for name in app.fleet.nodes:
+                    yield f":{action} {name}", help_text, f"{action} {name}"
+        if len(first) >= 2 and "evacuate".startswith(first):
+            for dc in app.fleet.dc_meta:
+                yield f":evacuate {dc}", _BY_NAME["evacuate"].help.capitalize(), f"evacuate {dc}"
 
     async def discover(self) -> Hits:
-        for title, help_text, command in self._entries(with_nodes=False):
+        for title, help_text, command in self._entries():
             yield DiscoveryHit(title, partial(self.fleet_app.run_command, command),
                                help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, help_text, command in self._entries(with_nodes=True):
+        for title, help_text, command in self._entries(query, with_nodes=True):
             score = matcher.match(title)
             if score > 0:
                 yield Hit(score, matcher.highlight(title),

@@ -166,3 +166,49 @@ def event_matches(f: Filter, node: str, dc: str, event) -> bool:
         hay = " ".join((node, dc, event.event, event.message, event.action or "")).lower()
         return all(w in hay for w in f.words)
     return True
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+JOB_STATES = ("pending", "running", "requeued", "completed", "failed", "cancelled")
+JOB_KEYS: dict[str, tuple[str, ...] | None] = {
+    "id": None, "name": None, "owner": None, "pool": ("nvidia", "domestic"),
+    "state": JOB_STATES, "runtime": None, "node": None, "flag": ("yes", "no"),
+}
+
+
+def job_matches(f: Filter, job, flagged: bool) -> bool:
+    """`job` is an ops Job; `flagged`: whether it carries a flag (no process on a device)."""
+    nodes = job.placed_nodes
+    fields = {"id": (job.id,), "name": (clean(job.name, 80),), "owner": (clean(job.owner, 40),),
+              "pool": (job.pool,), "state": (job.state,), "runtime": (job.runtime,),
+              "node": nodes, "flag": ("yes" if flagged else "no",)}
+    for term in f.terms:
+        if not term.holds(fields[term.key]):
+            return False
+    if f.words:
+        hay = " ".join((job.id, job.name, job.owner, job.runtime, *nodes)).lower()
+        return all(w in hay for w in f.words)
+    return True
+
+
+# -- audit ----------------------------------------------------------------------------------
+
+AUDIT_KEYS: dict[str, tuple[str, ...] | None] = {
+    "user": None, "action": None, "target": None,
+}
+
+
+def audit_matches(f: Filter, entry: dict) -> bool:
+    """`entry` is one dict of Audit.entries()."""
+    targets = tuple(str(t) for t in entry.get("targets") or ())
+    fields = {"user": (str(entry.get("user", "")),), "action": (str(entry.get("action", "")),),
+              "target": targets}
+    for term in f.terms:
+        if not term.holds(fields[term.key]):
+            return False
+    if f.words:
+        hay = " ".join((str(entry.get("user", "")), str(entry.get("action", "")), *targets,
+                        str(entry.get("reason") or ""), str(entry.get("outcome") or ""))).lower()
+        return all(w in hay for w in f.words)
+    return True

@@ -148,16 +148,21 @@ NODE_SORT_KEYS: dict[str, Callable[[NodeState], object]] = {
     "mem": mem_pct,
     "temp": lambda n: n.summary.hottest_c,
     "power": lambda n: n.summary.power_w if n.summary.devices else None,
-    "jobs": lambda n: None,  # no scheduler yet: every node ties
+    "jobs": lambda n: None,  # from the jobs index: see sort_names
     "seen": lambda n: n.last_seen,
     "info": lambda n: info_cell(n)[0] or None,
 }
 
 
 def sort_names(nodes: dict[str, NodeState], names: list[str], column: str,
-               reverse: bool = False) -> list[str]:
-    """`names` ordered by `column`; ties by name; nodes without a value always last."""
+               reverse: bool = False,
+               jobs: Callable[[str], int | None] | None = None) -> list[str]:
+    """`names` ordered by `column`; ties by name; nodes without a value always last.
+    `jobs(name)` counts the jobs on a node (None: no engine), for the JOBS column."""
     key = NODE_SORT_KEYS[column]
+    if column == "jobs" and jobs is not None:
+        def key(n: NodeState) -> object:
+            return jobs(n.name)
     have: list[tuple[object, str]] = []
     missing: list[str] = []
     for name in names:

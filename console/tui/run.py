@@ -43,6 +43,7 @@ def _run_app(inventory: Inventory, args: argparse.Namespace) -> int:
     # Imported here: the scripted commands never pay for Textual.
     from console.core.fleet import FleetState
     from console.io.ssh import FanIn, FanInOptions
+    from console.ops.session import Ops
     from console.tui.app import FleetApp
     from themes import user_theme_dir
 
@@ -54,6 +55,8 @@ def _run_app(inventory: Inventory, args: argparse.Namespace) -> int:
         read_only=bool(getattr(args, "read_only", False) or inventory.console.read_only),
         theme_name=getattr(args, "theme", None) or inventory.console.theme,
         user_theme_dir=user_theme_dir(),
+        # Opened lazily on the console's ops thread: SQLite connections stay on one thread.
+        ops_factory=lambda: Ops.open(inventory),
     )
     result = app.run()
     return result if isinstance(result, int) else EXIT_OK

@@ -65,6 +65,9 @@ class FleetView(Screen):
                                               app.inventory_path, app.read_only,
                                               app.operations_running)
 
+    def jobs_changed(self) -> None:
+        """The engine's jobs changed (app.jobs); views that show jobs override this."""
+
     def on_screen_resume(self) -> None:
         if self.is_mounted:
             self.fleet_changed(None)
@@ -89,6 +92,8 @@ class FleetView(Screen):
         return True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("node_action", "job_action"):  # never bound read-only; refused anyway
+            return not self.fleet_app.read_only
         # '/' is a priority binding (see FleetApp's ':'): let it into the prompt itself.
         return not (action == "filter" and isinstance(self.focused, Input))
 

@@ -53,7 +53,16 @@ class FleetScreen(FleetView):
         dirty = None if changes is None else changes.dcs
         for panel in self.query(DcPanel):
             if dirty is None or panel.dc in dirty:
+                panel.jobs = app.jobs.count_in(panel.dc)
                 panel.show(dc_view(app.fleet, app.index, panel.dc))
+
+    def jobs_changed(self) -> None:
+        jobs = self.fleet_app.jobs
+        for panel in self.query(DcPanel):
+            count = jobs.count_in(panel.dc)
+            if count != panel.jobs:
+                panel.jobs = count
+                panel.refresh()
 
     def _focus_body(self) -> None:
         panels = self.query(DcPanel)

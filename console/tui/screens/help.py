@@ -11,9 +11,9 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from console.tui.actions import allowed, binding
+from console.tui.actions import JOB_ACTIONS, allowed, binding
 from console.tui.commands import COMMANDS
-from console.tui.filtering import EVENT_KEYS, NODE_KEYS
+from console.tui.filtering import AUDIT_KEYS, EVENT_KEYS, JOB_KEYS, NODE_KEYS
 
 if TYPE_CHECKING:
     from console.tui.app import FleetApp
@@ -26,8 +26,10 @@ def _bindings(cls: type) -> list[Binding]:
 
 def help_sections(app: FleetApp) -> list[tuple[str, list[tuple[str, str]]]]:
     from console.tui.app import FleetApp as AppClass
+    from console.tui.screens.audit import AuditScreen
     from console.tui.screens.events import EventsScreen
     from console.tui.screens.fleet import FleetScreen
+    from console.tui.screens.jobs import JobsScreen
     from console.tui.screens.node import NodeScreen
     from console.tui.screens.nodes import NodesScreen
     from console.tui.widgets.dc_panel import DcPanel
@@ -42,20 +44,26 @@ def help_sections(app: FleetApp) -> list[tuple[str, list[tuple[str, str]]]]:
         return [(" ".join(dict.fromkeys(k)), d) for (_a, d), k in grouped.items()]
 
     node_actions = [binding(a) for a in allowed(app.read_only)]
+    job_actions = [binding(a) for a in allowed(app.read_only, JOB_ACTIONS)]
     palette = Binding(app.COMMAND_PALETTE_BINDING, "command_palette", "Command palette")
+    everywhere = [b for b in _bindings(AppClass) if not app.read_only or b.action != "proposals"]
     return [
-        ("Everywhere", keys([*_bindings(AppClass), palette])),
+        ("Everywhere", keys([*everywhere, palette])),
         ("Fleet", keys([*_bindings(FleetScreen), *_bindings(DcPanel)])),
-        ("Tables (Nodes, Events)", keys(_bindings(LineTable))),
+        ("Tables (Nodes, Events, Jobs, Audit)", keys(_bindings(LineTable))),
         ("Nodes", keys([*_bindings(NodesScreen), *node_actions])),
         ("Node", keys([*_bindings(NodeScreen), *node_actions])),
         ("Events", keys(_bindings(EventsScreen))),
+        ("Jobs", keys([*_bindings(JobsScreen), *job_actions])),
+        ("Audit", keys(_bindings(AuditScreen))),
         ("Commands", [(f":{c.name}" + (f" {c.arg}" if c.arg else ""), c.help)
-                      for c in COMMANDS]),
+                      for c in COMMANDS if not (app.read_only and c.dangerous)]),
         ("Filter (/)", [
             ("word", "name, data center, model or error contains it"),
             ("key=value", "nodes: " + ", ".join(NODE_KEYS)),
             ("key!=value", "events: " + ", ".join(EVENT_KEYS)),
+            ("", "jobs: " + ", ".join(JOB_KEYS)),
+            ("", "audit: " + ", ".join(AUDIT_KEYS)),
             ("a,b  h100*", "either value; * and ? globs"),
         ]),
     ]
@@ -66,10 +74,14 @@ def help_content(app: FleetApp) -> Content:
     if app.read_only:
         lines.append(Content.styled("read-only: actions that change the fleet are off",
                                     "bold $text-warning"))
+    width = 20
     for title, rows in help_sections(app):
         lines += [Content(""), Content.styled(title, "bold $text-primary")]
         for key, description in rows:
-            lines.append(Content.assemble((f"  {key:<18}", "bold $accent"), description))
+            if len(key) >= width:  # a long command: its description on the next line
+                lines.append(Content.styled(f"  {key}", "bold $accent"))
+                key = ""
+            lines.append(Content.assemble((f"  {key:<{width}}", "bold $accent"), description))
     return Content("\n").join(lines)
 
 
@@ -81,7 +93,7 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {
-        width: 84; max-width: 100%; height: 90%;
+        width: 86; max-width: 100%; height: 90%;
         border: round $primary; border-title-color: $text-primary;
         background: $surface; padding: 0 1;
     }

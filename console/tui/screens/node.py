@@ -18,6 +18,7 @@ from agents.wire import DeviceSample
 from console.core.fleet import Changes, NodeState
 from console.core.safe_text import clean
 from console.tui.actions import bind_node_actions
+from console.tui.job_rows import STATE_TONE
 from console.tui.rows import age, event_row, health_cell, link_cell, num, recommended_action
 from console.tui.screens.base import FleetView
 from console.tui.widgets.dc_panel import TONE
@@ -30,6 +31,8 @@ METRICS = (("util", "util", 100.0, "%"), ("mem", "mem", 100.0, "%"),
 PROCESS_COLUMNS = ("processes", (("DEV", 3), ("PID", 8), ("PROCESS", 40), ("MEMORY MiB", 10)))
 EVENT_COLUMNS = ("events", (("TIME", 8), ("DEV", 3), ("EVENT", 16), ("SEVERITY", 8),
                             ("MESSAGE", 44), ("RECOMMENDED ACTION", 60)))
+JOB_COLUMNS = ("jobs", (("JOB", 8), ("NAME", 20), ("OWNER", 10), ("POOL", 8), ("STATE", 8),
+                        ("DEVICES", 9), ("FLAG", 40)))
 
 
 def _styled(cell: tuple[str, str]) -> Content:
@@ -106,7 +109,7 @@ class NodeScreen(FleetView):
     NodeScreen #head { height: auto; padding: 1 0 0 0; }
     NodeScreen #error { height: auto; color: $text-error; }
     NodeScreen #devices { height: auto; }
-    NodeScreen #reasons, NodeScreen #jobs { height: auto; }
+    NodeScreen #reasons, NodeScreen #jobs-note { height: auto; }
     NodeScreen DataTable { height: auto; max-height: 16; }
     """
 
@@ -136,14 +139,14 @@ class NodeScreen(FleetView):
             yield Label("RECENT EVENTS", classes="section")
             yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
             yield Label("JOBS", classes="section")
-            yield Static(Content.styled("— no scheduler connected: jobs come with the "
-                                        "operations engine", "$foreground-muted"), id="jobs")
+            yield Static(id="jobs-note")
+            yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         bind_node_actions(self, self.fleet_app.read_only)
         # Fixed widths: DataTable does not measure Content cells, and node-supplied text
         # must not be able to push the other columns off screen anyway.
-        for table_id, columns in PROCESS_COLUMNS, EVENT_COLUMNS:
+        for table_id, columns in PROCESS_COLUMNS, EVENT_COLUMNS, JOB_COLUMNS:
             table = self.query_one(f"#{table_id}", DataTable)
             for title, width in columns:
                 table.add_column(title, width=width)
@@ -154,6 +157,10 @@ class NodeScreen(FleetView):
         super().fleet_changed(changes)
         if changes is None or self.node_name in changes.nodes:
             self._show()
+            self._jobs()
+
+    def jobs_changed(self) -> None:
+        self._jobs()
 
     # -- drawing ---------------------------------------------------------------------------
 
@@ -175,6 +182,38 @@ class NodeScreen(FleetView):
             rows.append((time_[0], dev[0], _styled(kind), _styled(sev), Content(message[0]),
                          Content(recommended_action(e))))
         self._table("events", rows)
+
+    def _jobs(self) -> None:
+        """The jobs placed here, each flagged when its devices here show no process."""
+        app = self.fleet_app
+        index = app.jobs
+        note = self.query_one("#jobs-note", Static)
+        ids = index.on_node.get(self.node_name, [])
+        if not index.loaded or not ids:
+            note.display = True
+            note.update(Content.styled(
+                "— no job is placed on this node" if index.loaded else
+                "— no operations engine attached" if not app.operations.attached else
+                "— waiting for the operations engine", "$foreground-muted"))
+        else:
+            note.display = False
+        flags = index.flags_of(self.node_name, app.clock())
+        rows = []
+        for job_id in ids:
+            job = index.jobs[job_id]
+            devices = next((p.devices for p in job.placement if p.node == self.node_name), ())
+            idle = flags.idle.get(job_id)
+            flag = _styled((f"▲ no process on device {','.join(map(str, idle))}", "warn")) \
+                if idle else ""
+            rows.append((job.id, Content(clean(job.name, 40)), Content(clean(job.owner, 20)),
+                         job.pool, _styled((job.state, STATE_TONE.get(job.state, ""))),
+                         ",".join(map(str, devices)), flag))
+        if flags.busy:
+            rows.append(("—", "", "", "", "", ",".join(map(str, flags.busy)),
+                         _styled(("▲ busy with no job placed there", "warn"))))
+        table = self.query_one("#jobs", DataTable)
+        table.display = bool(rows)
+        self._table("jobs", rows)
 
     def _head(self, node: NodeState) -> Content:
         hello = node.hello

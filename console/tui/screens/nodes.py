@@ -44,7 +44,7 @@ class NodesScreen(FleetView):
 
     def compose_view(self) -> ComposeResult:
         app = self.fleet_app
-        yield NodeTable(app.fleet, app.clock, id="nodes")
+        yield NodeTable(app.fleet, app.clock, app.jobs.count_on, id="nodes")
 
     @property
     def table(self) -> NodeTable:
@@ -85,9 +85,15 @@ class NodesScreen(FleetView):
         f = self._filter
         names = [n for n, node in nodes.items() if node_matches(f, node)] if f else list(nodes)
         self._shown = len(names)
-        self.table.set_keys(sort_names(nodes, names, self.sort_column, self.sort_reverse))
+        self.table.set_keys(sort_names(nodes, names, self.sort_column, self.sort_reverse,
+                                       self.fleet_app.jobs.count_on))
         self._pending = False
         self._ordered_at = time.monotonic()
+
+    def jobs_changed(self) -> None:
+        self.table.invalidate_all()  # the JOBS column
+        if self.sort_column == "jobs":
+            self._reorder()
 
     # -- filter and sort -------------------------------------------------------------------
 

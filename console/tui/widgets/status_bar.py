@@ -66,7 +66,8 @@ class StatusBar(Widget):
         if self.read_only:
             tail += [" · ", ("read-only", "bold $text-warning")]
         if self.operations:
-            tail += [" · ", (f"⟳ {self.operations} operation(s) running", "$text-accent")]
+            plural = "s" if self.operations > 1 else ""
+            tail += [" · ", (f"⟳ {self.operations} operation{plural} running", "$text-accent")]
         head = Content.assemble(*parts)
         rest = Content.assemble(*tail)
         room = self.size.width - head.cell_length - rest.cell_length - len("· inventory: ")
