@@ -108,3 +108,34 @@ async def test_changed_host_key_is_refused(sshd_fleet, tmp_path):
     async with fan:
         await until(lambda: all(state.nodes[n].link == "host-key-mismatch" for n in names))
     assert "not trusted" in state.nodes[names[0]].error
+
+
+async def test_device_lost_halfway_turns_the_node_critical_and_says_why(sshd_fleet, tmp_path):
+    command = (f"{sshd_fleet.agent_path} stream --collector sim --sim-devices 2 --interval 0.2 "
+               "--sim-fault lost:1:1")  # device 1 falls off the bus after a second
+    inv = load_inventory(sshd_fleet.write_inventory(tmp_path / "inv.toml", command=command))
+    state = FleetState(inv)
+    name = inv.nodes[0].name
+    async with FanIn(state, list(inv.nodes)):
+        await until(lambda: state.nodes[name].health == "crit")
+        node = state.nodes[name]
+        lost = node.samples[1]
+        assert lost.util_pct is None and "device lost" in lost.reasons[0]
+        assert node.samples[0].util_pct is not None  # the other device carries on
+        assert any(e.event == "device-lost" for e in node.events)
+        assert node.link == "live"  # the agent keeps streaming
+
+
+async def test_sshd_killed_keeps_sessions_refuses_new_ones_and_recovers(sshd_fleet, tmp_path):
+    state, fan, names = setup(sshd_fleet, tmp_path)
+    async with fan:
+        await until(lambda: live(state, names))
+        sshd_fleet.kill()  # SIGKILL of the listening sshd: open sessions are its children
+        await asyncio.sleep(1.0)
+        assert live(state, names)
+        fan.kick(names[0])  # this node must reconnect now, and cannot
+        await until(lambda: state.nodes[names[0]].link == "down"
+                    and "refused" in (state.nodes[names[0]].error or ""))
+        assert live(state, names[1:])
+        sshd_fleet.restart()
+        await until(lambda: live(state, names), timeout=30)
