@@ -45,6 +45,30 @@ def _count(text: str) -> int:
     return value
 
 
+def _devices(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be 1..64, got {text}")
+    return value
+
+
+def _fault(text: str) -> str:
+    from agents.collectors.sim import Fault
+
+    try:
+        Fault.parse(text)
+    except CollectorError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad --sim-fault ")) from None
+    return text
+
+
+def _host_port(text: str) -> str:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return text
+
+
 def _collector_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("collector")
     g.add_argument("--collector", choices=CHOICES, default="auto",
@@ -55,11 +79,12 @@ def _collector_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--smi-path", help="path of the vendor SMI tool (domestic collectors)")
     g.add_argument("--smi-timeout", type=_positive, default=5.0, metavar="S",
                    help="kill the SMI tool after S seconds (default 5)")
-    g.add_argument("--sim-devices", type=int, default=8, metavar="N")
+    g.add_argument("--sim-devices", type=_devices, default=8, metavar="N")
     g.add_argument("--sim-model", default="H100",
                    help="H100, H20, A100, PPU, 910B, MLU590 or DCU")
     g.add_argument("--sim-seed", type=int, default=0, metavar="S")
-    g.add_argument("--sim-fault", action="append", default=[], metavar="KIND:DEVICE:AFTER_S",
+    g.add_argument("--sim-fault", action="append", default=[], type=_fault,
+                   metavar="KIND:DEVICE:AFTER_S",
                    help="inject a fault: xid<N>, ecc-dbe, thermal or lost (repeatable)")
 
 
@@ -86,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("daemon", help="sample continuously and serve readers on a socket")
     _collector_args(d)
     d.add_argument("--socket", default=None, help=f"listen here (default {default_socket()})")
-    d.add_argument("--metrics-addr", metavar="HOST:PORT",
+    d.add_argument("--metrics-addr", metavar="HOST:PORT", type=_host_port,
                    help="serve Prometheus metrics (dcgm-exporter names) here")
     d.add_argument("--metrics-hostname-label", default="Hostname", choices=["Hostname", "hostname"],
                    help="casing of the host label (dcgm-exporter changed it; default Hostname)")

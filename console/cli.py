@@ -3,7 +3,8 @@
 Exit codes (documented in the README): 0 done and every node answered; 1 plan impossible;
 2 usage or inventory error, or a refusal (read-only, nothing to confirm on): one line on
 stderr, no traceback; 3 some nodes did not answer, the scheduler could not be reached, or an
-operation was only partly done.
+operation was only partly done; 4 an unexpected error (a bug): one line, and the traceback
+with FLEETOPS_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from console import __version__
+from console.ops_cli import positive_int, positive_seconds
 
-EXIT_OK, EXIT_IMPOSSIBLE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_OK, EXIT_IMPOSSIBLE, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
 class UsageError(Exception):
@@ -102,8 +105,11 @@ def _apply_admin(inventory, fleet) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from console.io.demo import DemoSpec, serve_forever
 
-    spec = DemoSpec(dcs=args.dcs, nodes=args.nodes, devices=args.devices, seed=args.seed,
-                    interval_s=args.interval)
+    try:
+        spec = DemoSpec(dcs=args.dcs, nodes=args.nodes, devices=args.devices, seed=args.seed,
+                        interval_s=args.interval)
+    except ValueError as exc:
+        raise UsageError(f"demo: {exc}") from None
     if args.serve:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_forever(spec))
@@ -119,16 +125,17 @@ def cmd_ops(args: argparse.Namespace) -> int:
     from console.ops.audit import AuditError
     from console.ops.engines.base import EngineError
     from console.ops.journal import JournalError
+    from console.ops.planner import UnknownTarget
 
     inventory = _load(args)
     try:
         return ops_cli.run(args, inventory)
-    except ops_cli.Refused as exc:
+    except (ops_cli.Refused, UnknownTarget) as exc:  # read-only, no terminal, unknown job...
         print(f"fleetops: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ValueError, JournalError) as exc:  # unknown job, node, plan; a missing reason
+    except JournalError as exc:  # an unknown plan id, or the journal cannot be used
         print(f"fleetops: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE if "no plan" in str(exc) else EXIT_PARTIAL
     except (EngineError, AuditError) as exc:  # nothing was changed: it failed before a step
         print(f"fleetops: {exc}", file=sys.stderr)
         return EXIT_PARTIAL
@@ -138,7 +145,7 @@ def _read_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dc", help="only this data center")
     p.add_argument("--pool", choices=["nvidia", "domestic"], help="only this pool")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S",
+    p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
                    help="give nodes this long to answer (default 10)")
 
 
@@ -165,11 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="a simulated multi-region fleet behind a real SSH server")
     d.add_argument("--serve", action="store_true",
                    help="only run the fleet server; print the inventory path first")
-    d.add_argument("--dcs", type=int, default=4, metavar="N")
-    d.add_argument("--nodes", type=int, default=60, metavar="N", help="total nodes")
-    d.add_argument("--devices", type=int, default=8, metavar="N", help="devices per node")
+    d.add_argument("--dcs", type=positive_int, default=4, metavar="N")
+    d.add_argument("--nodes", type=positive_int, default=60, metavar="N", help="total nodes")
+    d.add_argument("--devices", type=positive_int, default=8, metavar="N",
+                   help="devices per node (1-64)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--interval", type=float, default=1.0, metavar="S")
+    d.add_argument("--interval", type=positive_seconds, default=1.0, metavar="S")
     return parser
 
 
@@ -194,6 +202,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `fleetops audit --jsonl | head`: the reader is done; leave without a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("FLEETOPS_DEBUG"):
+            raise
+        print(f"fleetops: internal error: {type(exc).__name__}: {exc} "
+              "(FLEETOPS_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -22,6 +22,27 @@ EXIT_OK, EXIT_IMPOSSIBLE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 DANGEROUS = frozenset({"cordon", "uncordon", "drain", "resume", "move"})
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0 (a usage error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be in (0, 86400] seconds, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
 class Refused(Exception):
     """The command will not run (read-only, no confirmation possible); exit 2."""
 
@@ -34,7 +55,7 @@ def _common(p: argparse.ArgumentParser, *, change: bool = True) -> None:
     if change:
         p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S",
+    p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
                    help="how long nodes get to answer while planning (default 10)")
 
 
@@ -81,7 +102,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--json", action="store_true")
     a = sub.add_parser("audit", help="the audit log of every action")
     a.add_argument("--since", type=float, metavar="UNIX_TS")
-    a.add_argument("--limit", type=int)
+    a.add_argument("--limit", type=positive_int, metavar="N", help="only the latest N")
     fmt = a.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="a JSON list")
     fmt.add_argument("--jsonl", action="store_true", help="JSON lines (export)")
@@ -193,7 +214,7 @@ def _execute(ops, plan: Plan, args: argparse.Namespace) -> int:
     if args.dry_run:
         if args.json:
             print(json.dumps({"plan": plan_json(plan), "outcome": None}, indent=2))
-        return EXIT_OK
+        return EXIT_OK if plan.possible else EXIT_IMPOSSIBLE
     if not plan.possible:
         # Nothing runs, but the attempt and its refusals go to the audit log.
         outcome = ops.executor.run(plan, getpass.getuser(), plan.reason)
@@ -348,7 +369,7 @@ def _jobs(ops, args: argparse.Namespace) -> int:
 
 def _audit(ops, args: argparse.Namespace) -> int:
     if args.jsonl:
-        ops.audit.export_jsonl(sys.stdout, since=args.since)
+        ops.audit.export_jsonl(sys.stdout, since=args.since, limit=args.limit)
         return EXIT_OK
     entries = ops.audit.entries(since=args.since, limit=args.limit)
     if args.json:

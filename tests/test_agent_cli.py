@@ -89,9 +89,16 @@ def test_usage_errors_exit_2(args):
     assert agent(*args).returncode == 2
 
 
-def test_bad_fault_is_one_line_exit_1():
-    r = agent("once", *SIM, "--sim-fault", "meltdown")
-    assert r.returncode == 1 and r.stderr.decode().count("\n") == 1
+@pytest.mark.parametrize("args", [
+    ["--sim-fault", "meltdown"], ["--sim-devices", "0"], ["--sim-devices", "65"],
+])
+def test_bad_simulator_options_are_usage_errors(args):
+    r = agent("once", "--collector", "sim", *args)
+    assert r.returncode == 2 and b"Traceback" not in r.stderr
+
+
+def test_bad_metrics_address_is_a_usage_error():
+    assert agent("daemon", *SIM, "--metrics-addr", "nope").returncode == 2
 
 
 def test_schema_command_prints_json_schema():

@@ -156,3 +156,15 @@ async def test_demo_jobs_show_as_processes_on_their_devices(tmp_path):
         shown = {(name, d.index): p.name.split(":")[0]
                  for name, n in fleet.nodes.items() for d in n.samples for p in d.processes}
         assert shown == placed
+
+
+async def test_a_new_session_gets_the_nodes_recent_events_after_its_hello(demo):
+    from agents.wire import Event
+
+    fleet, nodes = fleet_for(demo)
+    name = nodes[0].name
+    demo._runtime(name).recent.append(Event(1, name, 1, time.time(), event="xid",
+                                            severity="crit", message="Xid 79 earlier",
+                                            code=79))
+    async with FanIn(fleet, nodes[:1]):
+        await until(lambda: any(e.code == 79 for e in fleet.nodes[name].events))

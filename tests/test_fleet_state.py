@@ -219,3 +219,12 @@ def test_admin_states_are_counted_per_pool():
     st.set_admin("hz-1", "draining")
     t = st.totals("hangzhou")
     assert t.admin["draining"] == 1 and t.admin["active"] == 1 and t.admin["cordoned"] == 0
+
+
+def test_a_tiny_total_from_a_hostile_node_cannot_overflow_the_history():
+    st = fleet()
+    report = Report(1, "x", 1, 1.0, devices=(_sample(
+        mem_used_mib=1e6, mem_total_mib=1e-310, power_w=500.0, power_limit_w=1e-310),))
+    st.apply("hz-1", report, 10.0)
+    assert st.nodes["hz-1"].history.series(0, "mem") == [127.0]
+    assert st.nodes["hz-1"].history.series(0, "power") == [127.0]

@@ -184,3 +184,14 @@ def test_an_impossible_attempt_is_audited_but_changes_nothing(inv):
     assert r.returncode == 1 and jobs(inv) == before
     last = json.loads(fo(inv, "audit", "--json").stdout)[-1]
     assert last["reason"] == "audit me" and last["outcome"].startswith("impossible")
+
+
+def test_dry_run_of_an_impossible_plan_exits_1(inv):
+    cuda = next(j for j in jobs(inv) if j["runtime"] == "cuda")
+    r = fo(inv, "move", cuda["id"], "--to-pool", "domestic", "--reason", "x", "--dry-run")
+    assert r.returncode == 1
+
+
+def test_audit_jsonl_honours_limit(inv):
+    lines = fo(inv, "audit", "--jsonl", "--limit", "2").stdout.splitlines()
+    assert len(lines) <= 2

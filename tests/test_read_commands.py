@@ -144,3 +144,27 @@ pool = "{real.pool}"
     assert r.returncode == 0, r.stderr
     (node,) = json.loads(r.stdout)
     assert node["state"] == "live" and node["agent"]["node"] == real.name
+
+
+def test_inventory_errors_never_print_raw_escape_sequences(tmp_path):
+    inv = tmp_path / "evil.toml"
+    inv.write_text('"\\u001b]0;PWNED\\u0007\\u001b[2J" = 1\n[[dc]]\nname="a"\nregion="r"\n'
+                   'country="c"\n')
+    r = fleetops("--inventory", str(inv), "nodes")
+    assert r.returncode == 2 and "\x1b" not in r.stderr and "\x07" not in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["demo", "--serve", "--nodes", "0"], ["demo", "--interval", "-1"], ["demo", "--dcs", "x"],
+    ["nodes", "--timeout", "-1"], ["nodes", "--timeout", "nan"], ["audit", "--limit", "-1"],
+])
+def test_bad_numbers_are_usage_errors(args):
+    r = fleetops(*args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_piping_into_head_ends_quietly(demo_inventory):
+    p = subprocess.run(f"{FLEETOPS} --inventory {demo_inventory} devices --json | head -1",
+                       shell=True, capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == "[" and "Traceback" not in p.stderr

@@ -351,3 +351,23 @@ def test_scontrol_refuses_other_output() -> None:
         parse_scontrol("slurm_load_node error: Unable to contact slurm controller")
     with pytest.raises(SlurmParseError, match="without JobId"):
         parse_scontrol(read("scontrol_show_node_22.05.txt"), "job")
+
+
+def _sj(job_id: str, user: str, comment: str = ""):
+    from console.ops.engines.slurm_parse import SlurmJob
+
+    return SlurmJob(job_id=job_id, name="j", user=user, state="RUNNING", state_reason="None",
+                    partition="gpu", nodes=("gpu01",), node_count=1, gres=None,
+                    comment=comment)
+
+
+def test_a_comment_cannot_redirect_an_operators_move_to_another_users_job() -> None:
+    from console.ops.engines.slurm import _successor
+
+    victim = _sj("1234", "alice")
+    forged = _sj("1300", "mallory", "fleetops-moved-from=1234")
+    older = _sj("1000", "alice", "fleetops-moved-from=1234")
+    real = _sj("1301", "alice", "fleetops-moved-from=1234")
+    assert _successor("1234", [victim, forged], owner="alice") is None
+    assert _successor("1234", [victim, older], owner="alice") is None  # not submitted after it
+    assert _successor("1234", [victim, forged, real], owner="alice") is real

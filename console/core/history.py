@@ -47,8 +47,9 @@ class NodeHistory:
                 if m is None or not mt:
                     buf[o + 1] = NULL
                 else:
-                    q = int(m * 200 / mt + 0.5)
-                    buf[o + 1] = 254 if q > 254 else q
+                    # Compare before int(): a tiny total from a hostile node makes q infinite.
+                    q = m * 200 / mt
+                    buf[o + 1] = int(q + 0.5) if q < 254 else 254
                 if t is None:
                     buf[o + 2] = NULL
                 else:
@@ -58,8 +59,8 @@ class NodeHistory:
                 if p is None or not limit:
                     buf[o + 3] = NULL
                 else:
-                    q = int(p * 200 / limit + 0.5)
-                    buf[o + 3] = 254 if q > 254 else q
+                    q = p * 200 / limit
+                    buf[o + 3] = int(q + 0.5) if q < 254 else 254
                 o += _M
             if u is not None:
                 util_sum += u

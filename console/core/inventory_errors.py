@@ -127,6 +127,8 @@ def _field(parts: Sequence[str | int]) -> str | None:
     for part in parts:
         if part == "[key]":
             continue  # pydantic's marker for an error in a dict key, not a path part
+        if isinstance(part, str) and not part.replace("-", "_").isidentifier():
+            part = show(part)  # a key from the file: quoted and escaped, never raw bytes
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or None
 

@@ -23,6 +23,8 @@ import signal
 import sys
 import tempfile
 import time
+from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -32,7 +34,7 @@ import msgspec
 from agents.collectors.base import CollectorOptions
 from agents.collectors.sim import SimCollector, SimProcess
 from agents.sampler import Sampler
-from agents.wire import Frame, Hello, Report, encode_frame
+from agents.wire import Event, Frame, Hello, Report, encode_frame
 from console.io.demo_fleet import DemoNode, DemoSpec, fleet_dcs, plan_fleet
 from console.ops.engines.base import EngineError
 from console.ops.engines.embedded import EmbeddedEngine, seed_demo, workload_for
@@ -44,7 +46,8 @@ log = logging.getLogger("fleetops.demo")
 AGENT = "fleetops-agent"
 SESSION_QUEUE = 64  # frames past asyncssh's write buffer; a reader further behind is dropped
 LISTEN_BACKLOG = 4096
-JOBS_REFRESH_S = 2.0  # how soon a drained or moved job shows on the simulated devices
+JOBS_REFRESH_S = 2.0
+RECENT_EVENTS = 50  # how soon a drained or moved job shows on the simulated devices
 NOT_FOUND = 127  # a shell's "command not found"
 USAGE = 2  # argparse's exit status for a bad option, as the real agent would return
 
@@ -144,9 +147,14 @@ class _Session(asyncssh.SSHServerSession):
 
     # -- driven by the node runtime ---------------------------------------------------
 
-    def start(self, hello: Hello) -> None:
+    def start(self, hello: Hello, recent: Iterable[Event] = ()) -> None:
+        """hello, then the node's recent events, like a daemon serves a late reader."""
         self.started = True
         self._send(msgspec.structs.replace(hello, ts=time.time(), interval_s=self.interval_s))
+        for event in recent:
+            if self._runtime is None:
+                return
+            self._send(event)
 
     def deliver(self, frame: Frame, slack_s: float) -> None:
         if self._runtime is None:  # ended earlier in this tick (--count, dropped)
@@ -205,6 +213,7 @@ class _NodeRuntime:
         # The frames say the node's name, not the demo host's.
         self.hello = msgspec.structs.replace(self.sampler.hello(), hostname=node.name)
         self.sessions: dict[_Session, None] = {}  # insertion-ordered set
+        self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)  # replayed to new sessions
         self.paused = False
         self.tick_s = interval_s
         self._task: asyncio.Task[None] | None = None
@@ -212,7 +221,7 @@ class _NodeRuntime:
     def attach(self, session: _Session) -> None:
         self.sessions[session] = None
         if not self.paused:
-            session.start(self.hello)
+            session.start(self.hello, self.recent)
             if session not in self.sessions:  # its channel closed under the hello
                 return
         if self._task is None or session.interval_s < self.tick_s:
@@ -245,7 +254,7 @@ class _NodeRuntime:
         self.paused = False
         for s in list(self.sessions):
             if not s.started:
-                s.start(self.hello)
+                s.start(self.hello, self.recent)
 
     async def _tick_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -256,6 +265,7 @@ class _NodeRuntime:
             frames = self.sampler.tick()
             if not self.paused:
                 slack = self.tick_s / 4  # tolerates loop jitter in the per-session schedule
+                self.recent.extend(f for f in frames if isinstance(f, Event))
                 for frame in frames:
                     for s in list(self.sessions):
                         if not s.started:

@@ -50,7 +50,7 @@ class Intake:
             if self._discarding:
                 self._discarding = False
             elif self._buf:
-                self._buf += data[start:nl]
+                self._buf += view[start:nl]
                 line = bytes(self._buf)
                 self._buf.clear()
                 self._line(line)

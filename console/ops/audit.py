@@ -120,7 +120,7 @@ class Audit:
         if limit is not None:
             query += " LIMIT ?"
             args.append(limit)
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             rows = db.execute(query, args).fetchall()
         return [
             {"id": i, "ts": ts, "user": user, "action": action, "targets": json.loads(targets),
@@ -129,9 +129,10 @@ class Audit:
             for i, ts, user, action, targets, reason, plan, outcome in reversed(rows)
         ]
 
-    def export_jsonl(self, fp: IO[str], since: float | None = None) -> int:
+    def export_jsonl(self, fp: IO[str], since: float | None = None,
+                     limit: int | None = None) -> int:
         """Write entries as JSON lines to `fp`; returns how many."""
-        entries = self.entries(since=since)
+        entries = self.entries(since=since, limit=limit)
         for entry in entries:
             fp.write(json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
         return len(entries)

@@ -11,6 +11,7 @@ The executor blocks on disk and on the engine: the TUI calls it from a worker th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 from console.ops.audit import Audit, redact
 from console.ops.engines.base import Engine, EngineError
-from console.ops.journal import Journal, JournaledPlan, StepRecord
+from console.ops.journal import Journal, JournaledPlan, JournalError, StepRecord
 from console.ops.model import Placement
 from console.ops.plan import Plan, Step
 
@@ -189,7 +190,10 @@ class Executor:
                 before = self._snapshot(step)
             except Exception as exc:  # any failure, not only EngineError, is a partial run
                 return self._fail(out, jp, i, _error(exc))
-            self.journal.mark(jp.id, n, "started", before=before)
+            try:
+                self.journal.mark(jp.id, n, "started", before=before)
+            except JournalError as exc:  # nothing of this step ran: stop before it
+                return self._fail(out, jp, i, str(exc))
             if progress:
                 progress(n, total, step, "started")
             self._checkpoint("run", n, "before")
@@ -198,7 +202,12 @@ class Executor:
             except Exception as exc:
                 return self._fail(out, jp, i, _error(exc))
             self._checkpoint("run", n, "after")
-            self.journal.mark(jp.id, n, "done", detail)
+            try:
+                self.journal.mark(jp.id, n, "done", detail)
+            except JournalError as exc:
+                # The step ran but the journal cannot say so: it stays "started", and a
+                # resume redoes it, which is harmless (engine calls are idempotent).
+                return self._fail(out, jp, i, f"{exc} (the step itself ran)")
             out.done.append(StepResult(n, step, detail))
             if progress:
                 progress(n, total, step, "done")
@@ -207,7 +216,8 @@ class Executor:
 
     def _fail(self, out: Outcome, jp: JournaledPlan, i: int, error: str) -> Outcome:
         rec = jp.steps[i]
-        self.journal.mark(jp.id, rec.n, "failed", error)
+        with contextlib.suppress(JournalError):  # the journal may be what failed
+            self.journal.mark(jp.id, rec.n, "failed", error)
         out.status = "partial"
         out.failed.append(StepResult(rec.n, rec.step, error))
         out.pending = [StepResult(r.n, r.step) for r in jp.steps[i + 1:]]

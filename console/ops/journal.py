@@ -193,7 +193,7 @@ class Journal:
 
     def unfinished(self) -> list[int]:
         """Plans a killed console left open or half rolled back, oldest first."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             rows = db.execute(
                 "SELECT id FROM plans WHERE status IN ('open', 'rolling-back') ORDER BY id"
             ).fetchall()
@@ -201,14 +201,14 @@ class Journal:
 
     def recent(self, limit: int = 20) -> list[tuple[int, float, str, str, PlanStatus]]:
         """(id, created_at, user, kind, status) of the latest plans, newest first."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return db.execute(
                 "SELECT id, created_at, user, kind, status FROM plans ORDER BY id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
 
     def load(self, plan_id: int) -> JournaledPlan:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             row = db.execute(
                 "SELECT plan, user, created_at, status FROM plans WHERE id = ?", (plan_id,)
             ).fetchone()

@@ -74,10 +74,14 @@ class _Search:
     model: str | None = None  # the model every part must be (set by the parts that stay)
 
 
+class UnknownTarget(ValueError):
+    """A request names a node, job, data center or pool the planner does not know (usage)."""
+
+
 def _unknown(kind: str, name: str, known: list[str]) -> ValueError:
     close = difflib.get_close_matches(name, known, n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return ValueError(f"unknown {kind} {name!r}{hint}")
+    return UnknownTarget(f"unknown {kind} {name!r}{hint}")
 
 
 class Planner:
@@ -157,7 +161,7 @@ class Planner:
     def move(self, job_ids: list[str], to_pool: str, reason: str) -> Plan:
         """Move each job, whole, to `to_pool`, or refuse it with the reason."""
         if to_pool not in POOLS:
-            raise ValueError(f"unknown pool {to_pool!r} (pools: {', '.join(POOLS)})")
+            raise UnknownTarget(f"unknown pool {to_pool!r} (pools: {', '.join(POOLS)})")
         for jid in job_ids:
             if jid not in self.jobs:
                 raise _unknown("job", jid, list(self.jobs))
@@ -193,7 +197,7 @@ class Planner:
         if dc not in self._region:
             raise _unknown("data center", dc, self._dcs)
         if pool is not None and pool not in POOLS:
-            raise ValueError(f"unknown pool {pool!r} (pools: {', '.join(POOLS)})")
+            raise UnknownTarget(f"unknown pool {pool!r} (pools: {', '.join(POOLS)})")
         names = {n.name for n in self.nodes.values()
                  if n.dc == dc and (pool is None or n.pool == pool)}
         # Only active nodes get a cordon: cordoning a draining node would undo its drain.

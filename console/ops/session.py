@@ -6,6 +6,7 @@ so a drain typed in a terminal and one pressed in the console are the same code.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,11 +65,15 @@ class Ops:
 
     @classmethod
     def open(cls, inventory: Inventory) -> Ops:
-        engine = open_engine(inventory)
-        for path in (journal_path(inventory), audit_path(inventory)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        journal = Journal(journal_path(inventory))
-        audit = Audit(audit_path(inventory))
+        """Open the engine, journal and audit log; if one fails, close the ones already open
+        (the TUI retries every few seconds: a failure must not leak connections)."""
+        with ExitStack() as opened:
+            engine = open_engine(inventory)
+            opened.callback(engine.close)
+            journal = Journal(journal_path(inventory))  # its Store makes the directory
+            opened.callback(journal.close)
+            audit = Audit(audit_path(inventory))
+            opened.pop_all()
         return cls(inventory, engine, journal, audit, Executor(engine, journal, audit))
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ class Store:
         self.error = error
         self.label = label  # "journal", "audit log", "embedded engine": starts error lines
         self._lock = threading.RLock()
+        db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
@@ -33,14 +34,18 @@ class Store:
             if foreign_keys:
                 db.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as exc:
+            if db is not None:
+                db.close()  # e.g. "file is not a database": do not leak the handle
             raise error(f"{label}: cannot open {self.path}: {exc}") from None
         self.db = db
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A transaction; `write=False` for reads, which then do not take the write lock (a
+        running plan in another console does not block `plan list`, `audit` or the TUI)."""
         with self._lock:
             try:
-                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
                 try:
                     yield self.db
                     self.db.execute("COMMIT")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.widgets import Input
 
 from console.core.fleet import FleetState
@@ -120,6 +121,13 @@ class FleetApp(App[int]):
         self.theme = wanted
         self._history: list[str] = []
         self._stale_checked = float("-inf")
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Toasts carry text from nodes, engines, Slurm and operators: never parse it as
+        markup (a stray '[/b]' would raise, '[@click=...]' would become an action). Widgets
+        pass markup=True by default, so the app ignores the flag."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     async def on_mount(self) -> None:
         for problem in self._startup_problems:

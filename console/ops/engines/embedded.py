@@ -99,19 +99,19 @@ class EmbeddedEngine(Engine):
     # -- reads ----------------------------------------------------------------------------
 
     def jobs(self) -> list[Job]:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             rows = db.execute(
                 f"SELECT * FROM jobs WHERE state IN {_OPEN_STATES} ORDER BY id"
             ).fetchall()
             return [self._job(db, row) for row in rows]
 
     def job(self, job_id: str) -> Job:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return self._job(db, self._row(db, job_id))
 
     def jobs_on(self, node: str) -> list[tuple[Job, tuple[int, ...]]]:
         """Jobs placed on `node`, each with the devices it holds there."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             ids = [r[0] for r in db.execute(
                 "SELECT DISTINCT job_id FROM placements WHERE node = ? ORDER BY job_id", (node,))]
             out = []
@@ -122,7 +122,7 @@ class EmbeddedEngine(Engine):
             return out
 
     def admin_states(self) -> dict[str, AdminState]:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             rows = db.execute(
                 "SELECT node, state, EXISTS (SELECT 1 FROM placements p WHERE p.node = a.node)"
                 " FROM node_admin a ORDER BY node"

@@ -351,7 +351,10 @@ class SlurmEngine(Engine):
         """The job with this id, or the live job that replaced it (see move())."""
         jobs = self._slurm_jobs(what) if jobs is None else jobs
         by_id = {j.job_id: j for j in jobs}
-        successor = _successor(job_id, jobs)  # comments survive a restart of the console
+        old = by_id.get(job_id)
+        # Comments survive a restart of the console; any user can write one, so only a job of
+        # the same owner submitted after the old one counts as its successor.
+        successor = _successor(job_id, jobs, owner=old.user if old else None)
         if successor is not None:
             self.moved[job_id] = successor.job_id
             return successor
@@ -388,7 +391,7 @@ class SlurmEngine(Engine):
             pool=pool,  # type: ignore[arg-type]  # a pool of the inventory
             nodes=max(1, sj.node_count or len(sj.nodes)),
             devices_per_node=count,
-            mem_per_device_mib=int(mem) if mem.isdigit() else 0,
+            mem_per_device_mib=int(mem) if mem.isascii() and mem.isdigit() else 0,
             runtime=tokens.get("runtime") or self.runtimes.get(pool or "", "portable"),
             priority=sj.priority or 0,
             state=state,
@@ -575,7 +578,7 @@ class SlurmEngine(Engine):
         old = sj.job_id
         what = f"move {old}"
         jobs = self._slurm_jobs(what)
-        successor = _successor(old, jobs)
+        successor = _successor(old, jobs, owner=sj.user)
         if successor is None:
             script = self._run(["scontrol", "write", "batch_script", old, "-"], what)
             if not script.strip():  # it says why on stderr, with exit status 0
@@ -700,10 +703,15 @@ def _placed_as(sj: SlurmJob, nodes: tuple[str, ...]) -> bool:
     return set(sj.required_nodes) == set(nodes)
 
 
-def _successor(job_id: str, jobs: list[SlurmJob]) -> SlurmJob | None:
-    """The newest live job whose comment says it replaced `job_id`."""
+def _successor(job_id: str, jobs: list[SlurmJob], owner: str | None = None) -> SlurmJob | None:
+    """The newest live job whose comment says it replaced `job_id`: submitted after it and,
+    when the old job is still known, by the same owner (a comment is anyone's to write, so a
+    user cannot redirect an operator's move, or its cancel, to someone else's job)."""
     token = f"{MOVED_FROM}{job_id}"
-    found = [j for j in jobs if token in j.comment.split() and not j.finished]
+    old_id = int(job_id) if job_id.isascii() and job_id.isdigit() else None
+    found = [j for j in jobs if token in j.comment.split() and not j.finished
+             and (old_id is None or int(j.job_id) > old_id)
+             and (owner is None or j.user == owner)]
     return max(found, key=lambda j: int(j.job_id), default=None)
 
 
