@@ -285,3 +285,18 @@ def test_rollback_killed_then_rolled_back_again(tmp_path, reference, n, when):
     assert again.returncode == 0, again.stdout + again.stderr
     assert drv.snapshot(engine) == reference["drain", 0]
     assert_placed_once(engine)
+
+
+def test_resuming_a_done_plan_or_rolling_back_twice_says_so_and_audits_nothing(tmp_path):
+    engine, _journal, audit, ex = setup(tmp_path)
+    out = ex.run(PLANS["drain"], "ops")
+    entries = len(audit.entries())
+    again = ex.resume(out.plan_id, "ops")
+    assert again.status == "done" and again.summary() == "already done: nothing to do"
+    assert len(audit.entries()) == entries
+    assert ex.rollback(out.plan_id, "ops").status == "rolled-back"
+    entries = len(audit.entries())
+    twice = ex.rollback(out.plan_id, "ops")
+    assert twice.summary() == "already rolled-back: nothing to do"
+    assert len(audit.entries()) == entries
+    assert_placed_once(engine)

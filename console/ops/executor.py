@@ -50,6 +50,7 @@ class Outcome:
     pending: list[StepResult] = field(default_factory=list)
     refused: list[StepResult] = field(default_factory=list)
     rollback: bool = False  # the lists are undo steps of a rollback
+    already: bool = False  # the plan was already done (or rolled back): nothing ran now
 
     @property
     def exit_code(self) -> int:
@@ -59,6 +60,8 @@ class Outcome:
         """One line (the audit log's outcome)."""
         if self.status == "impossible":
             return f"impossible: {len(self.refused)} refused, nothing done"
+        if self.already:
+            return f"already {self.status}: nothing to do"
         verb = "undone" if self.rollback else "done"
         parts = [f"{len(self.done)} {verb}"]
         parts += [f"step {r.n + 1} failed: {r.detail}" for r in self.failed]
@@ -170,6 +173,9 @@ class Executor:
         jp = self.journal.load(plan_id)
         if jp.status in ("rolling-back", "rolled-back"):
             return self.rollback(plan_id, user, progress=progress)
+        if jp.status == "done":  # nothing to do: say so, and do not audit work not done
+            return Outcome("done", plan_id, jp.plan, already=True, done=[
+                StepResult(r.n, r.step, r.detail) for r in jp.steps])
         user = user or getpass.getuser()
         self._audit("resume-plan", plan_id, jp.plan, user, jp.plan.reason, "started")
         outcome = self._forward(jp, progress)
@@ -273,6 +279,9 @@ class Executor:
         progress gets the position in the rollback and the number of steps to undo."""
         user = user or getpass.getuser()
         jp = self.journal.load(plan_id)
+        if jp.status == "rolled-back":
+            return Outcome("rolled-back", plan_id, jp.plan, rollback=True, already=True,
+                           done=[StepResult(r.n, r.step, r.detail) for r in jp.undo])
         why = f"rollback of plan {plan_id}" + (f": {reason}" if reason else "")
         self._audit("rollback", plan_id, jp.plan, user, reason, "started")
         self.journal.begin_undo(plan_id)
