@@ -19,9 +19,14 @@ import time
 from pathlib import Path
 
 from console import __version__
-from console.ops_cli import positive_int, positive_seconds
-
-EXIT_OK, EXIT_IMPOSSIBLE, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL = 0, 1, 2, 3, 4
+from console.ops_cli import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    positive_int,
+    positive_seconds,
+)
 
 
 class UsageError(Exception):

@@ -18,7 +18,8 @@ from console.core.safe_text import clean
 from console.ops.executor import Outcome, fmt_placement
 from console.ops.plan import Plan, Step
 
-EXIT_OK, EXIT_IMPOSSIBLE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+# The exit codes of every `fleetops` command (README: "exit codes").
+EXIT_OK, EXIT_IMPOSSIBLE, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL = 0, 1, 2, 3, 4
 DANGEROUS = frozenset({"cordon", "uncordon", "drain", "resume", "move"})
 
 
