@@ -28,20 +28,19 @@ slurmd) then live on until the sleep ends, which is why test jobs sleep briefly.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from child_guard import guard
 
 T = TypeVar("T")
 
@@ -56,7 +55,6 @@ __all__ = [
 ]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 READY_TIMEOUT_S = 20.0
 BINARIES = ("munged", "slurmctld", "slurmd", "scontrol", "sinfo", "squeue", "sbatch", "scancel")
 
@@ -433,7 +431,7 @@ class SlurmCluster:
                 env=self.env,
                 cwd=self.root,
                 start_new_session=True,  # a Ctrl-C in the terminal is for pytest
-                preexec_fn=_die_with_parent if _on_main_thread() else None,
+                preexec_fn=guard(),
             )
 
     def _log(self, name: str) -> str:
@@ -461,23 +459,6 @@ class SlurmCluster:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _on_main_thread() -> bool:
-    # The parent-death signal fires when the forking *thread* exits.
-    return threading.current_thread() is threading.main_thread()
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the test process dies, so a pytest killed by a
-    timeout (no fixture teardown) leaves no daemon behind."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-# Loaded here, in the parent: dlopen in a forked child of a threaded process can deadlock.
-try:
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:
-    _LIBC = None
 
 
 @pytest.fixture(scope="module")

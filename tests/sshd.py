@@ -27,7 +27,6 @@ sshd processes get SIGTERM if the test process dies without teardown (PR_SET_PDE
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import getpass
 import ipaddress
 import json
@@ -38,12 +37,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from child_guard import guard
 
 __all__ = [
     "MAX_LISTEN_PER_SSHD",
@@ -58,7 +57,6 @@ __all__ = [
 MAX_LISTEN_PER_SSHD = 16
 FIRST_ADDRESS = ipaddress.IPv4Address("127.0.0.2")  # 127.0.0.1 stays the "real" localhost
 READY_TIMEOUT_S = 10.0
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -429,7 +427,7 @@ class SshdFleet:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # a Ctrl-C in the terminal is for pytest, not sshd
-                preexec_fn=_die_with_parent if _on_main_thread() else None,
+                preexec_fn=guard(),
             )
         deadline = time.monotonic() + READY_TIMEOUT_S
         pending = list(s.addresses)
@@ -462,24 +460,6 @@ def _read_from(path: Path, offset: int) -> str:
         return f.read().decode(errors="replace")
 
 
-def _on_main_thread() -> bool:
-    # The parent-death signal fires when the forking *thread* exits, so only the main thread's
-    # children may ask for it (restart() from asyncio.to_thread would kill sshd at once).
-    return threading.current_thread() is threading.main_thread()
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the test process dies, so a pytest killed by a
-    timeout (no fixture teardown) leaves no sshd behind."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-# Loaded here, in the parent: dlopen in a forked child of a threaded process can deadlock.
-try:
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:
-    _LIBC = None
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -15,9 +15,7 @@ from console.tui.filtering import (
     AUDIT_KEYS,
     EMPTY,
     Filter,
-    FilterError,
     audit_matches,
-    parse_filter,
 )
 from console.tui.screens.base import FleetView
 from console.tui.widgets.job_table import AuditTable
@@ -91,15 +89,10 @@ class AuditScreen(FleetView):
         self.table.set_entries(shown)
         super().fleet_changed(None)
 
-    def apply_filter(self, text: str) -> str | None:
-        try:
-            parsed = parse_filter(text, AUDIT_KEYS)
-        except FilterError as exc:
-            return str(exc)
-        self._filter, self.filter_text = parsed, text.strip()
-        if self.is_mounted:
-            self._show()
-        return None
+    FILTER_KEYS = AUDIT_KEYS
+
+    def filter_changed(self) -> None:
+        self._show()
 
     def _focus_body(self) -> None:
         self.table.focus()

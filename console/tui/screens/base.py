@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from console.core.fleet import Changes
+from console.tui.filtering import FilterError, parse_filter
 from console.tui.widgets.command_input import CommandInput
 from console.tui.widgets.status_bar import StatusBar
 
@@ -80,9 +81,24 @@ class FleetView(Screen):
             self._filter_before = self.filter_text
         prompt.open(":" if mode == ":" else "/", value)
 
+    # The filter keys of this view (console/tui/filtering.py); None: the view has no filter.
+    FILTER_KEYS: ClassVar[dict[str, tuple[str, ...] | None] | None] = None
+
     def apply_filter(self, text: str) -> str | None:
-        """Filter the view by `text`; the error to show, or None. Views that filter override."""
-        return "this view has no filter"
+        """Filter the view by `text`; the error to show, or None."""
+        if self.FILTER_KEYS is None:
+            return "this view has no filter"
+        try:
+            parsed = parse_filter(text, self.FILTER_KEYS)
+        except FilterError as exc:
+            return str(exc)
+        self._filter, self.filter_text = parsed, text.strip()
+        if self.is_mounted:
+            self.filter_changed()
+        return None
+
+    def filter_changed(self) -> None:
+        """Show the rows the new filter lets through (views that filter override)."""
 
     def clear_filter(self) -> bool:
         """Esc on a filtered view clears the filter first; True when there was one."""

@@ -12,9 +12,7 @@ from console.tui.filtering import (
     EMPTY,
     EVENT_KEYS,
     Filter,
-    FilterError,
     event_matches,
-    parse_filter,
 )
 from console.tui.screens.base import FleetView
 from console.tui.widgets.event_table import EventTable
@@ -68,16 +66,11 @@ class EventsScreen(FleetView):
         self._shown = len(events)
         self.table.set_events(events)
 
-    def apply_filter(self, text: str) -> str | None:
-        try:
-            parsed = parse_filter(text, EVENT_KEYS)
-        except FilterError as exc:
-            return str(exc)
-        self._filter, self.filter_text = parsed, text.strip()
-        if self.is_mounted:
-            self._reload()
-            super().fleet_changed(None)
-        return None
+    FILTER_KEYS = EVENT_KEYS
+
+    def filter_changed(self) -> None:
+        self._reload()
+        super().fleet_changed(None)
 
     def on_event_table_event_selected(self, message: EventTable.EventSelected) -> None:
         self.fleet_app.open_node(message.node)

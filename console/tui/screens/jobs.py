@@ -17,7 +17,7 @@ from textual.widgets import Static
 from console.core.fleet import Changes
 from console.ops.planner_checks import other_pool
 from console.tui.actions import JOB_ACTIONS, bind_node_actions
-from console.tui.filtering import EMPTY, JOB_KEYS, Filter, FilterError, job_matches, parse_filter
+from console.tui.filtering import EMPTY, JOB_KEYS, Filter, job_matches
 from console.tui.job_rows import sort_jobs
 from console.tui.screens.base import FleetView
 from console.tui.widgets.dc_panel import MUTED, TONE
@@ -114,16 +114,11 @@ class JobsScreen(FleetView):
 
     # -- filter, sort, open -----------------------------------------------------------------
 
-    def apply_filter(self, text: str) -> str | None:
-        try:
-            parsed = parse_filter(text, JOB_KEYS)
-        except FilterError as exc:
-            return str(exc)
-        self._filter, self.filter_text = parsed, text.strip()
-        if self.is_mounted:
-            self._reload()
-            super().fleet_changed(None)
-        return None
+    FILTER_KEYS = JOB_KEYS
+
+    def filter_changed(self) -> None:
+        self._reload()
+        super().fleet_changed(None)
 
     def on_line_table_sort_changed(self, message: LineTable.SortChanged) -> None:
         self.sort_column, self.sort_reverse = message.column, message.reverse

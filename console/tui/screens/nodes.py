@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 
 from console.core.fleet import Changes
 from console.tui.actions import bind_node_actions
-from console.tui.filtering import EMPTY, Filter, FilterError, node_matches, parse_filter
+from console.tui.filtering import EMPTY, NODE_KEYS, Filter, node_matches
 from console.tui.rows import sort_names
 from console.tui.screens.base import FleetView
 from console.tui.widgets.line_table import LineTable
@@ -97,16 +97,11 @@ class NodesScreen(FleetView):
 
     # -- filter and sort -------------------------------------------------------------------
 
-    def apply_filter(self, text: str) -> str | None:
-        try:
-            parsed = parse_filter(text)
-        except FilterError as exc:
-            return str(exc)
-        self._filter, self.filter_text = parsed, text.strip()
-        if self.is_mounted:
-            self._reorder()
-            super().fleet_changed(None)  # the status bar shows the filter and the count
-        return None
+    FILTER_KEYS = NODE_KEYS
+
+    def filter_changed(self) -> None:
+        self._reorder()
+        super().fleet_changed(None)  # the status bar shows the filter and the count
 
     def on_line_table_sort_changed(self, message: LineTable.SortChanged) -> None:
         self.sort_column, self.sort_reverse = message.column, message.reverse
