@@ -245,10 +245,10 @@ def _snapshot(ops, args: argparse.Namespace):
     from console.io.snapshot import snapshot
 
     inv = ops.inventory
-    fleet = asyncio.run(snapshot(inv, list(inv.nodes), timeout_s=args.timeout,
-                                 accept_new_hosts=getattr(args, "accept_new_hosts", False)))
-    ops.apply_admin(fleet)
-    return fleet
+    # Admin states are not applied here: the planner reads them from the engine itself, at
+    # plan time (one `sinfo` with Slurm, and the freshest answer).
+    return asyncio.run(snapshot(inv, list(inv.nodes), timeout_s=args.timeout,
+                                accept_new_hosts=getattr(args, "accept_new_hosts", False)))
 
 
 def _check_nodes(inventory, nodes: list[str]) -> None:

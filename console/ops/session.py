@@ -86,12 +86,6 @@ class Ops:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def apply_admin(self, fleet: FleetState) -> None:
-        """Put the engine's admin states (cordoned, draining, drained) on the fleet's nodes."""
-        states = self.engine.admin_states()
-        for name in fleet.nodes:
-            fleet.set_admin(name, states.get(name, "active"))
-
     def planner(self, fleet: FleetState) -> Planner:
         admin = self.engine.admin_states()
         views = node_views(fleet, self.inventory, {n: admin.get(n, "active")
