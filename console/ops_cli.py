@@ -262,10 +262,10 @@ def _need_reason(kind: str, reason: str) -> None:
 
 
 def make_plan(ops, args: argparse.Namespace, kind: str) -> Plan:
-    from console.ops.session import node_plan
+    from console.ops.session import NODE_ACTIONS, node_plan
 
     inv = ops.inventory
-    if kind in ("cordon", "uncordon", "resume"):
+    if kind in NODE_ACTIONS:
         _check_nodes(inv, args.nodes)
         return node_plan(kind, args.nodes, args.reason)
     if kind == "drain":

@@ -48,7 +48,7 @@ class Summary:
 
 @dataclass(slots=True)
 class Totals:
-    """Sums over many nodes; `add`/`sub` move them by one node's summary."""
+    """Sums over many nodes; `replace` moves them by the change in one node's summary."""
 
     nodes: Counter = field(default_factory=Counter)  # link state -> count
     admin: Counter = field(default_factory=Counter)  # admin state -> count
@@ -62,17 +62,6 @@ class Totals:
     warn: int = 0
     crit: int = 0
     models: Counter = field(default_factory=Counter)  # model -> devices (from hello)
-
-    def add(self, s: Summary, sign: int = 1) -> None:
-        self.devices += sign * s.devices
-        self.util_sum += sign * s.util_sum
-        self.util_n += sign * s.util_n
-        self.power_w += sign * s.power_w
-        self.mem_used_mib += sign * s.mem_used_mib
-        self.mem_total_mib += sign * s.mem_total_mib
-        self.ok += sign * s.health[0]
-        self.warn += sign * s.health[1]
-        self.crit += sign * s.health[2]
 
     def replace(self, old: Summary, new: Summary) -> None:
         """Move the sums from one node summary to its successor (once per report)."""
