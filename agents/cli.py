@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--metrics-hostname-label", default="Hostname", choices=["Hostname", "hostname"],
                    help="casing of the host label (dcgm-exporter changed it; default Hostname)")
     d.add_argument("--history", type=_positive, default=300, metavar="S",
-                   help="seconds of reports and events to keep (default 300)")
+                   help="seconds of events to replay to a new client (default 300); of reports "
+                        "only the latest is kept")
 
     sub.add_parser("schema", help="print the wire protocol's JSON Schema")
     return parser

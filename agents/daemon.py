@@ -1,6 +1,6 @@
 """`fleetops-agent daemon`: one sampler for every reader of this node.
 
-It samples continuously, keeps the last minutes of reports and events, and serves:
+It samples continuously, keeps the latest report and the last minutes of events, and serves:
 - a Unix socket: each client gets a fresh `hello`, then the recent events, then the latest
   report, then live frames (with its own strictly increasing `seq`); `fleetops-agent stream`
   relays it, so ten consoles cost one sampler;
@@ -27,26 +27,24 @@ CLIENT_QUEUE = 256  # frames; a client this far behind is dropped, it can reconn
 
 
 class History:
-    """Recent reports and events, pruned by age."""
+    """What the daemon serves a new client: the latest report, and the events of the last
+    `keep_s` seconds (at most `max_events`). Older reports are never served, so not kept."""
 
     def __init__(self, keep_s: float, max_events: int = 1000) -> None:
         self.keep_s = keep_s
-        self.reports: deque[Report] = deque()
+        self.latest: Report | None = None
         self.events: deque[Event] = deque(maxlen=max_events)
 
     def add(self, frame: Frame) -> None:
         if isinstance(frame, Report):
-            self.reports.append(frame)
-            while self.reports and self.reports[0].ts < frame.ts - self.keep_s:
-                self.reports.popleft()
+            self.latest = frame
         elif isinstance(frame, Event):
             self.events.append(frame)
-            while self.events and self.events[0].ts < frame.ts - self.keep_s:
-                self.events.popleft()
-
-    @property
-    def latest(self) -> Report | None:
-        return self.reports[-1] if self.reports else None
+        else:
+            return
+        # Pruned on every frame, so events age out even when no new one comes.
+        while self.events and self.events[0].ts < frame.ts - self.keep_s:
+            self.events.popleft()
 
 
 class Daemon:
