@@ -1,9 +1,10 @@
 """`fleetops-agent daemon`: one sampler for every reader of this node.
 
 It samples continuously, keeps the latest report and the last minutes of events, and serves:
-- a Unix socket: each client gets a fresh `hello`, then the recent events, then the latest
-  report, then live frames (with its own strictly increasing `seq`); `fleetops-agent stream`
-  relays it, so ten consoles cost one sampler;
+- a Unix socket (agents/sockpath.py: where it lives, who may use it): each client gets a
+  fresh `hello`, then the recent events, then the latest report, then live frames (with its
+  own strictly increasing `seq`); `fleetops-agent stream` relays it, so ten consoles cost one
+  sampler;
 - optionally Prometheus metrics under dcgm-exporter's names (agents/metrics.py).
 """
 
@@ -12,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections import deque
 
 import msgspec
 
+from agents import sockpath
 from agents.sampler import Sampler
 from agents.wire import Event, Frame, Report, encode_frame
 
@@ -53,14 +54,21 @@ class Daemon:
         self.socket_path = socket_path
         self.history = History(keep_s)
         self.hello = sampler.hello()
+        self.listener: sockpath.Listener | None = None
         self._clients: set[asyncio.Queue[Frame | None]] = set()
         self._stop = asyncio.Event()
 
+    def claim(self) -> None:
+        """Bind the socket (sockpath.SocketError if it is not ours to take)."""
+        if self.listener is None:
+            self.listener = sockpath.claim(self.socket_path)
+
     async def run(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)  # a stale socket from a crashed daemon
-        server = await asyncio.start_unix_server(self._serve, path=self.socket_path)
-        os.chmod(self.socket_path, 0o660)
+        self.claim()
+        assert self.listener is not None
+        # Our own bound socket, not path=: asyncio's create_unix_server removes whatever
+        # socket already has the name, live or not.
+        server = await asyncio.start_unix_server(self._serve, sock=self.listener.sock)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -75,8 +83,7 @@ class Daemon:
             server.close()
             for q in list(self._clients):
                 q.put_nowait(None)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.socket_path)
+            self.listener.close()
             self.sampler.collector.close()
 
     def stop(self) -> None:
