@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--history", type=_positive, default=300, metavar="S",
                    help="seconds of events to replay to a new client (default 300); of reports "
                         "only the latest is kept")
+    d.add_argument("--max-clients", type=_count, default=32, metavar="N",
+                   help="serve at most N clients at once; more are closed at once (default 32)")
 
     sub.add_parser("schema", help="print the wire protocol's JSON Schema")
     return parser
@@ -168,7 +170,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from agents.daemon import Daemon
 
     sampler = _sampler(args)
-    daemon = Daemon(sampler, args.socket or default_socket(), keep_s=args.history)
+    daemon = Daemon(sampler, args.socket or default_socket(), keep_s=args.history,
+                    max_clients=args.max_clients)
     try:
         daemon.claim()  # before the metrics port: a second daemon is named, not "in use"
         if args.metrics_addr:

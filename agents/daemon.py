@@ -1,10 +1,10 @@
 """`fleetops-agent daemon`: one sampler for every reader of this node.
 
 It samples continuously, keeps the latest report and the last minutes of events, and serves:
-- a Unix socket (agents/sockpath.py: where it lives, who may use it): each client gets a
-  fresh `hello`, then the recent events, then the latest report, then live frames (with its
-  own strictly increasing `seq`); `fleetops-agent stream` relays it, so ten consoles cost one
-  sampler;
+- a Unix socket (agents/sockpath.py: where it lives, who may use it), at most `max_clients`
+  at a time: each client gets a fresh `hello`, then the recent events, then the latest
+  report, then live frames (with its own strictly increasing `seq`); `fleetops-agent stream`
+  relays it, so ten consoles cost one sampler;
 - optionally Prometheus metrics under dcgm-exporter's names (agents/metrics.py).
 """
 
@@ -25,6 +25,7 @@ from agents.wire import Event, Frame, Report, encode_frame
 log = logging.getLogger("fleetops.agent.daemon")
 
 CLIENT_QUEUE = 256  # frames; a client this far behind is dropped, it can reconnect
+MAX_CLIENTS = 32  # consoles per node; with CLIENT_QUEUE this bounds the daemon's memory
 
 
 class History:
@@ -49,13 +50,16 @@ class History:
 
 
 class Daemon:
-    def __init__(self, sampler: Sampler, socket_path: str, *, keep_s: float = 300) -> None:
+    def __init__(self, sampler: Sampler, socket_path: str, *, keep_s: float = 300,
+                 max_clients: int = MAX_CLIENTS) -> None:
         self.sampler = sampler
         self.socket_path = socket_path
+        self.max_clients = max_clients
         self.history = History(keep_s)
         self.hello = sampler.hello()
         self.listener: sockpath.Listener | None = None
         self._clients: set[asyncio.Queue[Frame | None]] = set()
+        self._full_logged = False
         self._stop = asyncio.Event()
 
     def claim(self) -> None:
@@ -114,6 +118,16 @@ class Daemon:
                     q.put_nowait(None)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._clients) >= self.max_clients:
+            if not self._full_logged:  # once while full, not once per refused connection
+                log.warning("%d clients already: closing new connections at once until one "
+                            "leaves (--max-clients)", self.max_clients)
+                self._full_logged = True
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
+        self._full_logged = False
         queue: asyncio.Queue[Frame | None] = asyncio.Queue(CLIENT_QUEUE)
         backlog: list[Frame] = [self.hello, *self.history.events]
         if self.history.latest is not None:

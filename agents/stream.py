@@ -15,6 +15,7 @@ import time
 from typing import BinaryIO
 
 from agents.sampler import Sampler
+from agents.sockpath import SocketError
 from agents.wire import Frame, encode_frame
 
 # How often to look for events between reports: bounds the latency of an Xid reaching the
@@ -67,8 +68,10 @@ def relay(sock: socket.socket, out: BinaryIO, *, count: int | None = None) -> in
     """
     reader = sock.makefile("rb")
     sent = 0
+    received = False
     try:
         for line in reader:
+            received = True
             out.write(line)
             out.flush()
             # msgspec writes the tag first, so a report line starts with this prefix.
@@ -79,6 +82,10 @@ def relay(sock: socket.socket, out: BinaryIO, *, count: int | None = None) -> in
     except (BrokenPipeError, ConnectionResetError):
         _silence_stdout()
         return 0
+    if not received:
+        # A daemon with --max-clients clients already closes new connections at once.
+        raise SocketError("the daemon closed the connection before sending anything "
+                          "(it may be serving its --max-clients)")
     return 0
 
 

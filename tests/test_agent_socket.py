@@ -39,19 +39,26 @@ def one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
     return err
 
 
-def first_line(path: str, deadline_s: float = 20) -> bytes:
-    """The first line a client of `path` gets, once something serves it."""
+def client(path: str, deadline_s: float = 20) -> tuple[socket.socket, bytes]:
+    """A connection to `path` once something serves it, and the first line it gets."""
     deadline = time.monotonic() + deadline_s
     while True:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(deadline_s)
         try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(deadline_s)
-                s.connect(path)
-                return s.makefile("rb").readline()
+            s.connect(path)
+            return s, s.makefile("rb").readline()
         except (FileNotFoundError, ConnectionRefusedError):
+            s.close()
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def first_line(path: str) -> bytes:
+    s, line = client(path)
+    s.close()
+    return line
 
 
 @contextlib.contextmanager
@@ -322,3 +329,39 @@ def test_root_uses_its_runtime_directory_and_the_environment_overrides(monkeypat
     assert not default_socket().startswith("/tmp/")
     monkeypatch.setenv("FLEETOPS_AGENT_SOCKET", "/srv/x/agent.sock")
     assert default_socket() == "/srv/x/agent.sock"
+
+
+# -- the client cap ---------------------------------------------------------------------------
+
+def test_clients_beyond_the_cap_are_closed_at_once_and_logged_once(tmp_path):
+    path = str(private_dir(tmp_path) / "agent.sock")
+    # Not daemon(): its readiness probe would hold a slot until the daemon's next write.
+    p = subprocess.Popen([AGENT, "daemon", *SIM, "--socket", path, "--max-clients", "2"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=guard())
+    served = []
+    try:
+        for _ in range(2):
+            s, hello = client(path)
+            served.append(s)
+            assert hello.startswith(b'{"kind":"hello"')  # served, so counted
+        for _ in range(3):
+            s, line = client(path)
+            s.close()
+            assert line == b""  # closed, nothing sent
+        r = agent("stream", "--socket", path, "--count", "1")
+        one_line_error(r, "--max-clients")
+        assert r.stdout == b""
+        served.pop().close()
+        # The daemon notices the departure on its next write; then a newcomer is served.
+        deadline = time.monotonic() + 20
+        while not first_line(path).startswith(b'{"kind":"hello"'):
+            assert time.monotonic() < deadline, "a freed slot was never reused"
+            time.sleep(0.05)
+    finally:
+        for s in served:
+            s.close()
+        p.terminate()
+        p.wait(timeout=10)
+        log = p.stderr.read().decode()
+        p.stderr.close()
+    assert log.count("--max-clients") == 1, log
