@@ -107,6 +107,10 @@ def connect(path: str) -> socket.socket | None:
     except (ConnectionRefusedError, FileNotFoundError):
         sock.close()
         return None  # stale: the daemon is gone
+    except PermissionError:
+        sock.close()
+        raise SocketError(f"cannot connect to {path}: permission denied (the daemon serves "
+                          "its own user only)") from None
     except BaseException:
         sock.close()
         raise
@@ -130,13 +134,16 @@ class Listener:
     inode: tuple[int, int]
 
     def close(self) -> None:
-        """Close, and remove the socket file if it is still the one we bound."""
+        """Close, and remove the socket file if it is still the one we bound. Idempotent."""
+        if self.lock_fd < 0:
+            return
         self.sock.close()
         with contextlib.suppress(FileNotFoundError):
             st = os.lstat(self.path)
             if (st.st_dev, st.st_ino) == self.inode:
                 os.unlink(self.path)
         os.close(self.lock_fd)  # last: the unlink above happens under the lock
+        self.lock_fd = -1
 
 
 def claim(path: str) -> Listener:
@@ -159,8 +166,8 @@ def claim(path: str) -> Listener:
         _remove_stale(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # bind(2) creates the file 0777 & ~umask: with 0177 it is 0600 from the first instant,
-        # and connecting needs write permission on it (man 7 unix). The umask is per process;
-        # nothing else creates files while the daemon starts.
+        # and connecting needs write permission on it (man 7 unix). The umask is per process:
+        # a file another thread created in this instant would only come out more private.
         old = os.umask(0o177)
         try:
             sock.bind(path)

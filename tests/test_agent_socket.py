@@ -19,6 +19,7 @@ import pytest
 from child_guard import guard
 from conftest import require
 
+from agents import sockpath
 from agents.sockpath import default_socket, user_socket
 
 AGENT = str(Path(sys.executable).parent / "fleetops-agent")
@@ -290,6 +291,50 @@ def test_a_directory_of_another_uid_is_refused(tmp_path):
     one_line_error(agent("daemon", *SIM, "--socket", path), str(d), f"owned by uid {NOBODY}")
     one_line_error(agent("stream", "--socket", path), str(d), f"owned by uid {NOBODY}")
     assert os.path.lexists(path)
+
+
+def as_nobody(fn) -> str:
+    """What `fn()` returns or raises, run in a forked child as uid/gid nobody."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            try:
+                out = repr(fn())
+            except BaseException as exc:
+                out = f"{type(exc).__name__}: {exc}"
+            os.write(w, out.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    os.waitpid(pid, 0)
+    return out
+
+
+def test_a_user_trusts_roots_daemon_but_cannot_use_its_private_socket():
+    need_root()
+    d = tempfile.mkdtemp(prefix="fleetops-root-")  # in /tmp, so nobody can reach it
+    try:
+        os.chmod(d, 0o755)
+        path = os.path.join(d, "agent.sock")
+
+        def probe():
+            with sockpath.connect(path) as conn:
+                return conn.makefile("rb").readline()[:15]
+
+        with daemon(path):
+            got = as_nobody(probe)
+            assert got.startswith("SocketError") and "permission denied" in got, got
+            os.chmod(path, 0o666)  # an admin opened it up: root's daemon is trusted
+            assert as_nobody(probe) == repr(b'{"kind":"hello"')
+    finally:
+        shutil.rmtree(d)
 
 
 # -- where the socket lives by default --------------------------------------------------------
