@@ -1,7 +1,8 @@
 """`fleetops-agent`: stream, once, daemon, schema.
 
 Exit codes: 0 done (or the reader went away), 1 the collector cannot work (no devices, tool
-broken), 2 usage error. Errors are one line on stderr; stdout carries only what was asked.
+broken) or the daemon's socket cannot be trusted or taken, 2 usage error. Errors are one line
+on stderr; stdout carries only what was asked.
 """
 
 from __future__ import annotations
@@ -9,26 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 
 from agents import __version__
 from agents.collectors.base import CollectorError, CollectorOptions
 from agents.collectors.registry import CHOICES, resolve
+from agents.sockpath import SocketError, default_socket
 
 log = logging.getLogger("fleetops.agent")
-
-
-def default_socket() -> str:
-    if os.environ.get("FLEETOPS_AGENT_SOCKET"):
-        return os.environ["FLEETOPS_AGENT_SOCKET"]
-    if os.geteuid() == 0:
-        return "/run/fleetops-agent.sock"
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return os.path.join(runtime, "fleetops-agent.sock")
-    return f"/tmp/fleetops-agent-{os.geteuid()}.sock"
 
 
 def _positive(text: str) -> float:
@@ -116,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--metrics-hostname-label", default="Hostname", choices=["Hostname", "hostname"],
                    help="casing of the host label (dcgm-exporter changed it; default Hostname)")
     d.add_argument("--history", type=_positive, default=300, metavar="S",
-                   help="seconds of reports and events to keep (default 300)")
+                   help="seconds of events to replay to a new client (default 300); of reports "
+                        "only the latest is kept")
+    d.add_argument("--max-clients", type=_count, default=32, metavar="N",
+                   help="serve at most N clients at once; more are closed at once (default 32)")
 
     sub.add_parser("schema", help="print the wire protocol's JSON Schema")
     return parser
@@ -137,13 +130,17 @@ def _sampler(args: argparse.Namespace):
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from agents import stream
+    from agents import sockpath, stream
 
-    sock = args.socket or default_socket()
     explicit = args.collector != "auto" or args.local
-    if not explicit and stream.daemon_listening(sock):
-        log.info("relaying the daemon at %s", sock)
-        return stream.relay(sock, sys.stdout.buffer, count=args.count)
+    if not explicit:
+        path = args.socket or default_socket()
+        # A socket that is there but untrusted is an error, never a silent local fallback.
+        conn = sockpath.connect(path)
+        if conn is not None:
+            log.info("relaying the daemon at %s", path)
+            with conn:
+                return stream.relay(conn, sys.stdout.buffer, count=args.count)
     sampler = _sampler(args)
     try:
         return stream.run_local(sampler, sys.stdout.buffer, count=args.count)
@@ -173,9 +170,17 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from agents.daemon import Daemon
 
     sampler = _sampler(args)
-    daemon = Daemon(sampler, args.socket or default_socket(), keep_s=args.history)
-    if args.metrics_addr:
-        _serve_metrics(daemon, args.metrics_addr, args.metrics_hostname_label)
+    daemon = Daemon(sampler, args.socket or default_socket(), keep_s=args.history,
+                    max_clients=args.max_clients)
+    try:
+        daemon.claim()  # before the metrics port: a second daemon is named, not "in use"
+        if args.metrics_addr:
+            _serve_metrics(daemon, args.metrics_addr, args.metrics_hostname_label)
+    except BaseException:
+        if daemon.listener is not None:
+            daemon.listener.close()
+        sampler.collector.close()
+        raise
     asyncio.run(daemon.run())
     return 0
 
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, signal.default_int_handler)
     try:
         return COMMANDS[args.command](args)
-    except CollectorError as exc:
+    except (CollectorError, SocketError) as exc:
         print(f"fleetops-agent: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

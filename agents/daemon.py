@@ -1,7 +1,8 @@
 """`fleetops-agent daemon`: one sampler for every reader of this node.
 
-It samples continuously, keeps the last minutes of reports and events, and serves:
-- a Unix socket: each client gets a fresh `hello`, then the recent events, then the latest
+It samples continuously, keeps the latest report and the last minutes of events, and serves:
+- a Unix socket (agents/sockpath.py: where it lives, who may use it), at most `max_clients`
+  at a time: each client gets a fresh `hello`, then the recent events, then the latest
   report, then live frames (with its own strictly increasing `seq`); `fleetops-agent stream`
   relays it, so ten consoles cost one sampler;
 - optionally Prometheus metrics under dcgm-exporter's names (agents/metrics.py).
@@ -12,57 +13,66 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections import deque
 
 import msgspec
 
+from agents import sockpath
 from agents.sampler import Sampler
 from agents.wire import Event, Frame, Report, encode_frame
 
 log = logging.getLogger("fleetops.agent.daemon")
 
 CLIENT_QUEUE = 256  # frames; a client this far behind is dropped, it can reconnect
+MAX_CLIENTS = 32  # consoles per node; with CLIENT_QUEUE this bounds the daemon's memory
 
 
 class History:
-    """Recent reports and events, pruned by age."""
+    """What the daemon serves a new client: the latest report, and the events of the last
+    `keep_s` seconds (at most `max_events`). Older reports are never served, so not kept."""
 
     def __init__(self, keep_s: float, max_events: int = 1000) -> None:
         self.keep_s = keep_s
-        self.reports: deque[Report] = deque()
+        self.latest: Report | None = None
         self.events: deque[Event] = deque(maxlen=max_events)
 
     def add(self, frame: Frame) -> None:
         if isinstance(frame, Report):
-            self.reports.append(frame)
-            while self.reports and self.reports[0].ts < frame.ts - self.keep_s:
-                self.reports.popleft()
+            self.latest = frame
         elif isinstance(frame, Event):
             self.events.append(frame)
-            while self.events and self.events[0].ts < frame.ts - self.keep_s:
-                self.events.popleft()
-
-    @property
-    def latest(self) -> Report | None:
-        return self.reports[-1] if self.reports else None
+        else:
+            return
+        # Pruned on every frame, so events age out even when no new one comes.
+        while self.events and self.events[0].ts < frame.ts - self.keep_s:
+            self.events.popleft()
 
 
 class Daemon:
-    def __init__(self, sampler: Sampler, socket_path: str, *, keep_s: float = 300) -> None:
+    def __init__(self, sampler: Sampler, socket_path: str, *, keep_s: float = 300,
+                 max_clients: int = MAX_CLIENTS) -> None:
         self.sampler = sampler
         self.socket_path = socket_path
+        self.max_clients = max_clients
         self.history = History(keep_s)
         self.hello = sampler.hello()
+        self.listener: sockpath.Listener | None = None
         self._clients: set[asyncio.Queue[Frame | None]] = set()
+        self._full_logged = False
         self._stop = asyncio.Event()
 
+    def claim(self) -> None:
+        """Bind the socket (sockpath.SocketError if it is not ours to take)."""
+        if self.listener is None:
+            self.listener = sockpath.claim(self.socket_path)
+
     async def run(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)  # a stale socket from a crashed daemon
-        server = await asyncio.start_unix_server(self._serve, path=self.socket_path)
-        os.chmod(self.socket_path, 0o660)
+        self.claim()
+        assert self.listener is not None
+        # Our own bound socket, not path=: asyncio's create_unix_server removes whatever
+        # socket already has the name, live or not.
+        server = await asyncio.start_unix_server(self._serve, sock=self.listener.sock)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -77,8 +87,7 @@ class Daemon:
             server.close()
             for q in list(self._clients):
                 q.put_nowait(None)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.socket_path)
+            self.listener.close()
             self.sampler.collector.close()
 
     def stop(self) -> None:
@@ -109,6 +118,16 @@ class Daemon:
                     q.put_nowait(None)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._clients) >= self.max_clients:
+            if not self._full_logged:  # once while full, not once per refused connection
+                log.warning("%d clients already: closing new connections at once until one "
+                            "leaves (--max-clients)", self.max_clients)
+                self._full_logged = True
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
+        self._full_logged = False
         queue: asyncio.Queue[Frame | None] = asyncio.Queue(CLIENT_QUEUE)
         backlog: list[Frame] = [self.hello, *self.history.events]
         if self.history.latest is not None:

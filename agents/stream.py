@@ -1,8 +1,9 @@
 """`fleetops-agent stream`: frames on stdout, one per line, flushed per line.
 
 Two ways to produce them: sample locally (a Sampler on this process's collector), or relay
-a running daemon's socket, so that many consoles cost one sampler. Either way stdout carries
-frames only; logs go to stderr. A reader that goes away (SSH closed) ends the stream quietly.
+a running daemon's socket (once agents/sockpath.py has checked who serves it), so that many
+consoles cost one sampler. Either way stdout carries frames only; logs go to stderr. A reader
+that goes away (SSH closed) ends the stream quietly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from typing import BinaryIO
 
 from agents.sampler import Sampler
+from agents.sockpath import SocketError
 from agents.wire import Frame, encode_frame
 
 # How often to look for events between reports: bounds the latency of an Xid reaching the
@@ -59,36 +61,32 @@ def run_local(sampler: Sampler, out: BinaryIO, *, count: int | None = None,
         return 0
 
 
-def relay(sock_path: str, out: BinaryIO, *, count: int | None = None) -> int:
-    """Copy a daemon's frames to `out` until the daemon or the reader goes away."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.connect(sock_path)
-        reader = sock.makefile("rb")
-        sent = 0
-        try:
-            for line in reader:
-                out.write(line)
-                out.flush()
-                # msgspec writes the tag first, so a report line starts with this prefix.
-                if count is not None and line.startswith(b'{"kind":"report"'):
-                    sent += 1
-                    if sent >= count:
-                        return 0
-        except (BrokenPipeError, ConnectionResetError):
-            _silence_stdout()
-            return 0
+def relay(sock: socket.socket, out: BinaryIO, *, count: int | None = None) -> int:
+    """Copy a daemon's frames to `out` until the daemon or the reader goes away.
+
+    `sock` comes from sockpath.connect(), which has checked who is on the other end.
+    """
+    reader = sock.makefile("rb")
+    sent = 0
+    received = False
+    try:
+        for line in reader:
+            received = True
+            out.write(line)
+            out.flush()
+            # msgspec writes the tag first, so a report line starts with this prefix.
+            if count is not None and line.startswith(b'{"kind":"report"'):
+                sent += 1
+                if sent >= count:
+                    return 0
+    except (BrokenPipeError, ConnectionResetError):
+        _silence_stdout()
+        return 0
+    if not received:
+        # A daemon with --max-clients clients already closes new connections at once.
+        raise SocketError("the daemon closed the connection before sending anything "
+                          "(it may be serving its --max-clients)")
     return 0
-
-
-def daemon_listening(sock_path: str) -> bool:
-    if not os.path.exists(sock_path):
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(sock_path)
-        except OSError:
-            return False
-    return True
 
 
 def _silence_stdout() -> None:

@@ -112,6 +112,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _replays_an_event(sock: str) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(20)
+            s.connect(sock)
+            lines = s.makefile("rb")
+            lines.readline()  # hello
+            return lines.readline().startswith(b'{"kind":"event"')
+    except (FileNotFoundError, ConnectionRefusedError):
+        return False
+
+
 @pytest.fixture
 def daemon(tmp_path):
     sock = str(tmp_path / "agent.sock")
@@ -120,10 +132,11 @@ def daemon(tmp_path):
                           "--sim-fault", "xid79:1:0", "--node", "dn-1",
                           "--metrics-addr", f"127.0.0.1:{port}"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 20
-    while not os.path.exists(sock) and time.time() < deadline:
+    deadline = time.monotonic() + 20
+    while not _replays_an_event(sock):  # the injected Xid is in the history a client gets
+        assert p.poll() is None, p.stderr.read()
+        assert time.monotonic() < deadline, "the daemon never replayed the injected Xid"
         time.sleep(0.05)
-    time.sleep(0.5)  # a few samples, so there is history
     yield sock, port, p
     if p.poll() is None:
         p.terminate()
