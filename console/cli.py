@@ -95,7 +95,7 @@ def _apply_admin(inventory, fleet) -> None:
     if not engine_exists(inventory):
         return
     try:
-        engine = open_engine(inventory)
+        engine = open_engine(inventory, readonly=True)
         try:
             states = engine.admin_states()
         finally:
@@ -130,12 +130,13 @@ def cmd_ops(args: argparse.Namespace) -> int:
     from console.ops.audit import AuditError
     from console.ops.engines.base import EngineError
     from console.ops.journal import JournalError
+    from console.ops.lease import LeaseHeld
     from console.ops.planner import UnknownTarget
 
     inventory = _load(args)
     try:
         return ops_cli.run(args, inventory)
-    except (ops_cli.Refused, UnknownTarget) as exc:  # read-only, no terminal, unknown job...
+    except (ops_cli.Refused, UnknownTarget, LeaseHeld) as exc:  # read-only, unknown job, ...
         print(f"fleetops: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except JournalError as exc:  # an unknown plan id, or the journal cannot be used

@@ -1,21 +1,23 @@
 """The operations commands of `fleetops`: cordon, uncordon, drain, resume, move, plan, jobs,
 audit. Every change goes plan -> preview -> confirm -> journaled execution -> audit.
 
-Exit codes: 0 done, 1 plan impossible (reasons printed), 2 usage error or refusal (read-only,
-no terminal to confirm on), 3 partly done (what was and was not done printed).
+Exit codes: 0 done, 1 plan impossible (reasons printed) or the audit log fails verification,
+2 usage error or refusal (read-only, no terminal to confirm on, a guardrail, a plan another
+operator holds), 3 partly done (what was and was not done printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
+import time
 from typing import Any
 
 from console.core.safe_text import clean
-from console.ops.executor import Outcome, fmt_placement
+from console.ops.outcome import Outcome
+from console.ops.placement import fmt_placement
 from console.ops.plan import Plan, Step
 
 # The exit codes of every `fleetops` command (README: "exit codes").
@@ -56,6 +58,8 @@ def _common(p: argparse.ArgumentParser, *, change: bool = True) -> None:
     if change:
         p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        p.add_argument("--force", action="store_true",
+                       help="run even over a guardrail ([policy]); needs --reason, audited")
     p.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
                    help="how long nodes get to answer while planning (default 10)")
 
@@ -101,7 +105,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--pool", choices=["nvidia", "domestic"])
     j.add_argument("--node", help="only jobs placed on this node")
     j.add_argument("--json", action="store_true")
-    a = sub.add_parser("audit", help="the audit log of every action")
+    a = sub.add_parser("audit", help="the audit log of every action; `audit verify` checks "
+                                     "its hash chain")
+    a.add_argument("verb", nargs="?", choices=["verify"],
+                   help="verify: check every entry's hash and the chain (exit 1 if broken)")
     a.add_argument("--since", type=float, metavar="UNIX_TS")
     a.add_argument("--limit", type=positive_int, metavar="N", help="only the latest N")
     fmt = a.add_mutually_exclusive_group()
@@ -113,7 +120,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def placement_json(placement) -> list[dict[str, Any]]:
-    return [{"node": p.node, "devices": list(p.devices)} for p in placement]
+    from console.ops.placement import to_json
+
+    return to_json(placement)
 
 
 def job_json(job) -> dict[str, Any]:
@@ -134,7 +143,8 @@ def step_json(step: Step) -> dict[str, Any]:
 def plan_json(plan: Plan) -> dict[str, Any]:
     return {"kind": plan.kind, "targets": list(plan.targets), "reason": plan.reason,
             "possible": plan.possible, "steps": [step_json(s) for s in plan.steps],
-            "notes": list(plan.notes)}
+            "notes": list(plan.notes), "guardrails": list(plan.guardrails),
+            "made_at": plan.made_at or None}
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:
@@ -143,7 +153,9 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
                  "node": r.step.node, "detail": r.detail} for r in results]
     return {"status": outcome.status, "plan_id": outcome.plan_id, "done": rows(outcome.done),
             "failed": rows(outcome.failed), "pending": rows(outcome.pending),
-            "refused": rows(outcome.refused)}
+            "refused": rows(outcome.refused), "replanned": rows(outcome.replanned),
+            "conflicts": rows(outcome.conflicts), "skipped": rows(outcome.skipped),
+            "notes": list(outcome.notes), "summary": outcome.summary()}
 
 
 # -- printing -------------------------------------------------------------------------------
@@ -179,6 +191,8 @@ def print_plan(plan: Plan) -> None:
     console.print(t)
     for note in plan.notes:
         console.print(Text(f"note: {clean(note, 300)}", style="yellow"))
+    for guard in plan.guardrails:
+        console.print(Text(clean(guard, 400), style="bold red"))
     if not plan.possible:
         console.print(Text(f"impossible: {len(plan.refusals)} job(s) have nowhere to go; "
                            "nothing will be done", style="bold red"))
@@ -189,7 +203,8 @@ def print_outcome(outcome: Outcome) -> None:
 
     console = _console()
     colour = {"done": "green", "rolled-back": "green", "partial": "bold red",
-              "impossible": "bold red"}[outcome.status]
+              "impossible": "bold red", "refused": "bold red", "dry-run": "yellow"
+              }[outcome.status]
     for i, line in enumerate(outcome.account()):
         console.print(Text(line, style=colour if i == 0 else ""))
 
@@ -207,38 +222,83 @@ def _confirm(question: str, assume_yes: bool) -> None:
         raise Refused("not confirmed; nothing was done")
 
 
-def _execute(ops, plan: Plan, args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn
+def _ago(ts: float) -> str:
+    age = max(0.0, time.time() - ts)
+    return f"{age:.0f}s" if age < 120 else f"{age / 60:.0f} min"
 
+
+def _confirmed_plan(ops, plan: Plan, args: argparse.Namespace, kind: str) -> Plan:
+    """Ask; on yes, look again: if the fleet changed while the question waited (another
+    operator drained a target, a job moved), say what changed, show the plan made now and ask
+    again. Returns the plan the operator confirmed, as the fleet is now."""
+    from console.ops.plan_diff import plan_changes
+
+    while True:
+        _confirm(f"Execute this {plan.kind} plan ({len(plan.steps)} steps)?", args.yes)
+        if args.yes:
+            return plan
+        drift = ops.executor.drift(plan)
+        fresh = make_plan(ops, args, kind, fleet=getattr(args, "_fleet", None))
+        changes = list(dict.fromkeys([*drift, *plan_changes(plan, fresh)]))
+        if not changes:
+            return plan
+        from rich.text import Text
+
+        console = _console()
+        console.print(Text(f"The fleet changed since this plan was made ({_ago(plan.made_at)} "
+                           "ago); nothing has been done. What changed:", style="bold yellow"))
+        for line in changes:
+            console.print(Text(f"  - {clean(line, 300)}", style="yellow"))
+        console.print(Text("The plan as the fleet is now:", style="bold"))
+        print_plan(fresh)
+        plan = fresh
+        if not plan.possible or (plan.guardrails and not args.force):
+            return plan  # _run_plan says why it cannot run, and audits the attempt
+
+
+def _execute(ops, plan: Plan, args: argparse.Namespace, kind: str) -> int:
     if not args.json and plan.steps:
         print_plan(plan)
     if args.dry_run:
         if args.json:
             print(json.dumps({"plan": plan_json(plan), "outcome": None}, indent=2))
         return EXIT_OK if plan.possible else EXIT_IMPOSSIBLE
-    if not plan.possible:
-        # Nothing runs, but the attempt and its refusals go to the audit log.
-        outcome = ops.executor.run(plan, getpass.getuser(), plan.reason)
-        if args.json:
-            print(json.dumps({"plan": plan_json(plan), "outcome": outcome_json(outcome)},
-                             indent=2))
-        return EXIT_IMPOSSIBLE
-    _confirm(f"Execute this {plan.kind} plan ({len(plan.steps)} steps)?", args.yes)
+    if plan.guardrails and args.force and not args.reason.strip():
+        raise Refused("--force needs --reason: why the guardrail may be overridden (audited)")
+    if plan.possible and not ops.executor.dry_run and not (plan.guardrails and not args.force):
+        plan = _confirmed_plan(ops, plan, args, kind)
+    return _run_plan(ops, plan, args)
+
+
+def _run_plan(ops, plan: Plan, args: argparse.Namespace) -> int:
+    """Run (or, impossible, guarded or in dry-run mode, only audit) the plan; print what
+    happened; the exit code."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    force = args.reason if args.force else ""
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total}"), console=_console(stderr=True),
-                  disable=args.json or not sys.stderr.isatty()) as bar:
+                  disable=args.json or not sys.stderr.isatty() or not plan.possible) as bar:
         task = bar.add_task(plan.kind, total=len(plan.steps))
 
         def progress(n: int, total: int, step: Step, state: str) -> None:
-            bar.update(task, completed=n + (1 if state == "done" else 0), total=total,
+            bar.update(task, completed=n + (1 if state != "started" else 0), total=total,
                        description=f"{plan.kind}: {step.job or step.node} {state}")
 
-        outcome = ops.executor.run(plan, getpass.getuser(), plan.reason, progress)
+        outcome = ops.executor.run(plan, plan.reason, progress, force=force)
+    _print_outcome(outcome, args, plan)
+    return outcome.exit_code
+
+
+def _print_outcome(outcome: Outcome, args: argparse.Namespace, plan: Plan | None = None) -> None:
     if args.json:
-        print(json.dumps({"plan": plan_json(plan), "outcome": outcome_json(outcome)}, indent=2))
+        shape = outcome_json(outcome)
+        print(json.dumps({"plan": plan_json(plan), "outcome": shape} if plan else shape,
+                         indent=2))
+    elif outcome.status == "impossible":
+        pass  # print_plan said why, in red
     else:
         print_outcome(outcome)
-    return outcome.exit_code
 
 
 def _snapshot(ops, args: argparse.Namespace):
@@ -261,27 +321,41 @@ def _need_reason(kind: str, reason: str) -> None:
         raise Refused(f"{kind} needs --reason (it goes to the audit log)")
 
 
-def make_plan(ops, args: argparse.Namespace, kind: str) -> Plan:
-    from console.ops.session import NODE_ACTIONS, node_plan
+def make_plan(ops, args: argparse.Namespace, kind: str, fleet=None) -> Plan:
+    """The plan for the request in `args`; `fleet`: the telemetry snapshot to plan on (taken
+    once per command: asking a thousand nodes again for a re-plan costs seconds)."""
+    from console.ops.session import NODE_ACTIONS
 
     inv = ops.inventory
-    if kind in NODE_ACTIONS:
+    if kind in (*NODE_ACTIONS, "drain"):
         _check_nodes(inv, args.nodes)
-        return node_plan(kind, args.nodes, args.reason)
-    if kind == "drain":
-        _check_nodes(inv, args.nodes)
-        return ops.planner(_snapshot(ops, args)).drain(args.nodes, args.reason)
-    if kind == "move":
-        return ops.planner(_snapshot(ops, args)).move(args.jobs, args.to_pool, args.reason)
-    if kind == "evacuate":
+    elif kind == "evacuate":
         inv.filter(dc=args.dc)  # unknown dc: one line, exit 2
-        return ops.planner(_snapshot(ops, args)).evacuate(args.dc, args.pool, args.reason)
+    guarded = inv.policy.max_out_of_service_share is not None or \
+        inv.policy.max_nodes_per_window is not None
+    if kind not in NODE_ACTIONS or (kind == "cordon" and guarded):
+        # Placing needs the fleet's telemetry; so do the guardrails (devices per node).
+        if fleet is None:
+            fleet = args._fleet = _snapshot(ops, args)
+        ops.attach(lambda: fleet)  # execution re-checks against the same telemetry
+    if kind in NODE_ACTIONS:
+        return ops.node_plan(kind, args.nodes, args.reason)
+    planner = ops.planner()
+    if kind == "drain":
+        return ops.finish(planner.drain(args.nodes, args.reason))
+    if kind == "move":
+        return ops.finish(planner.move(args.jobs, args.to_pool, args.reason))
+    if kind == "evacuate":
+        return ops.finish(planner.evacuate(args.dc, args.pool, args.reason))
     raise ValueError(kind)
+
+
+READ_COMMANDS = ("jobs", "audit")
 
 
 def run(args: argparse.Namespace, inventory) -> int:
     """Dispatch one operations command; `inventory` is already loaded and valid."""
-    from console.ops.audit import redact
+    from console.ops.secrets import redact
     from console.ops.session import Ops
 
     command = args.command
@@ -294,7 +368,10 @@ def run(args: argparse.Namespace, inventory) -> int:
                       (command == "plan" and args.plan_command in ("resume", "rollback"))):
         what = command if command != "plan" else f"plan {args.plan_command}"
         raise Refused(f"read-only mode: {what} changes the fleet and is refused")
-    with Ops.open(inventory) as ops:
+    # Reading opens the databases read-only: a read-only file, or a plan holding the write
+    # lock in another console, does not stop `jobs`, `audit` or `plan list`.
+    reading = command in READ_COMMANDS or (command == "plan" and args.plan_command == "list")
+    with Ops.open(inventory, readonly=reading) as ops:
         if command == "jobs":
             return _jobs(ops, args)
         if command == "audit":
@@ -304,7 +381,7 @@ def run(args: argparse.Namespace, inventory) -> int:
         if command in DANGEROUS:
             kind = "move" if command == "move" else command
             _need_reason(kind, args.reason)
-            return _execute(ops, make_plan(ops, args, kind), args)
+            return _execute(ops, make_plan(ops, args, kind), args, kind)
     raise ValueError(command)
 
 
@@ -318,31 +395,52 @@ def _plan(ops, args: argparse.Namespace) -> int:
             print_plan(plan)
         return EXIT_OK if plan.possible else EXIT_IMPOSSIBLE
     if sub == "list":
-        rows = ops.journal.recent(50)
-        unfinished = set(ops.journal.unfinished())
-        if args.json:
-            print(json.dumps([{"id": pid, "ts": ts, "user": user, "kind": kind,
-                               "status": status, "unfinished": pid in unfinished}
-                              for pid, ts, user, kind, status in rows], indent=2))
-        else:
-            for pid, _ts, user, kind, status in rows:
-                flag = "  <- unfinished: resume or rollback" if pid in unfinished else ""
-                print(f"{pid:>5}  {kind:<9} {status:<12} by {user}{flag}")
-        return EXIT_OK
+        return _plan_list(ops, args)
     plan_id = args.plan_id
     jp = ops.journal.load(plan_id)
     if not args.json:
         print_plan(jp.plan)
+    held = ops.journal.lease(plan_id)
+    if held is not None and held.alive(time.time()):
+        from console.ops.lease import LeaseHeld
+
+        raise LeaseHeld(held)  # say so before asking, not after the operator said yes
     _confirm(f"{sub.capitalize()} plan {plan_id}?", args.yes)
     if sub == "resume":
-        outcome = ops.executor.resume(plan_id, getpass.getuser())
+        # The telemetry to re-plan on when the fleet changed under the plan.
+        fleet = _snapshot(ops, args)
+        ops.attach(lambda: fleet)
+        outcome = ops.executor.resume(plan_id)
     else:
-        outcome = ops.executor.rollback(plan_id, getpass.getuser())
-    if args.json:
-        print(json.dumps(outcome_json(outcome), indent=2))
-    else:
-        print_outcome(outcome)
+        outcome = ops.executor.rollback(plan_id)
+    _print_outcome(outcome, args)
     return outcome.exit_code
+
+
+def _plan_list(ops, args: argparse.Namespace) -> int:
+    rows = ops.journal.recent(50)
+    unfinished = set(ops.journal.unfinished())
+    now = time.time()
+    leases = {pid: ops.journal.lease(pid) for pid in unfinished}
+    running = {pid: lease for pid, lease in leases.items()
+               if lease is not None and lease.alive(now)}
+    if args.json:
+        print(json.dumps([{"id": pid, "ts": ts, "user": user, "kind": kind,
+                           "status": status, "unfinished": pid in unfinished,
+                           "held_by": None if pid not in running else {
+                               "user": running[pid].user, "host": running[pid].host,
+                               "pid": running[pid].pid, "since": running[pid].since}}
+                          for pid, ts, user, kind, status in rows], indent=2))
+        return EXIT_OK
+    for pid, _ts, user, kind, status in rows:
+        flag = ""
+        if pid in running:
+            lease = running[pid]
+            flag = f"  <- running: {lease.user} on {lease.host}, since {_ago(lease.since)} ago"
+        elif pid in unfinished:
+            flag = "  <- unfinished: resume or rollback"
+        print(f"{pid:>5}  {kind:<9} {status:<12} by {clean(user, 40)}{flag}")
+    return EXIT_OK
 
 
 def _jobs(ops, args: argparse.Namespace) -> int:
@@ -369,13 +467,33 @@ def _jobs(ops, args: argparse.Namespace) -> int:
 
 
 def _audit(ops, args: argparse.Namespace) -> int:
+    if args.verb == "verify":
+        verdict = ops.audit.verify()
+        if args.json:
+            print(json.dumps({"ok": verdict.ok, "entries": verdict.entries,
+                              "first_bad": verdict.first_bad, "problem": verdict.problem}))
+        elif verdict.ok:
+            print(f"audit log {ops.audit.path}: {verdict.entries} entries, the chain holds")
+        if not verdict.ok:
+            print(f"fleetops: audit log {ops.audit.path}: {verdict.problem}", file=sys.stderr)
+            return EXIT_IMPOSSIBLE
+        return EXIT_OK
+    broken = ops.audit.check_head()  # a truncated or emptied log must not look empty
     if args.jsonl:
         ops.audit.export_jsonl(sys.stdout, since=args.since, limit=args.limit)
-        return EXIT_OK
-    entries = ops.audit.entries(since=args.since, limit=args.limit)
-    if args.json:
-        print(json.dumps(entries, indent=2, default=str))
-        return EXIT_OK
+    elif args.json:
+        print(json.dumps(ops.audit.entries(since=args.since, limit=args.limit), indent=2,
+                         default=str))
+    else:
+        _audit_table(ops.audit.entries(since=args.since, limit=args.limit))
+    if broken:
+        print(f"fleetops: audit log {ops.audit.path}: {broken}; run `fleetops audit verify`",
+              file=sys.stderr)
+        return EXIT_IMPOSSIBLE
+    return EXIT_OK
+
+
+def _audit_table(entries: list[dict]) -> None:
     import datetime as dt
 
     from rich.table import Table
@@ -386,8 +504,8 @@ def _audit(ops, args: argparse.Namespace) -> int:
         t.add_column(col, overflow="fold")
     for e in entries:
         when = dt.datetime.fromtimestamp(e["ts"]).strftime("%Y-%m-%d %H:%M:%S")
-        t.add_row(when, Text(clean(e["user"], 32)), e["action"],
+        who = e["user"] + (f" (sudo from {e['invoked_by']})" if e.get("invoked_by") else "")
+        t.add_row(when, Text(clean(who, 48)), e["action"],
                   Text(clean(" ".join(e["targets"]), 200)),
                   Text(clean(e["reason"] or "", 200)), Text(clean(e["outcome"] or "", 200)))
     _console().print(t)
-    return EXIT_OK

@@ -5,8 +5,11 @@
 DIR holds engine.db, journal.db and audit.db (the engine is seeded with FIXTURE on first
 use); PLAN is one of PLANS. FLEETOPS_CRASH_AT=<n>:<before|after>[:undo] SIGKILLs the process
 once the journal says step n started (before) or once its engine call returned (after), in
-the run or (with :undo) in a rollback. --resume resumes and --rollback rolls back every
-unfinished plan. Prints the last outcome's summary; exits with its exit code.
+the run or (with :undo) in a rollback. FLEETOPS_PAUSE_AT (same form) with FLEETOPS_PAUSE_FILE=F
+pauses there instead: it creates F.reached, then waits until F exists (the concurrency tests
+hold a plan's lease that way while another process tries it). --resume resumes and --rollback
+rolls back every unfinished plan (--plan ID: only that one). Prints each outcome's account;
+exits with the last exit code (2 with the message when the plan's lease is held).
 
 The kill comes from a subclass overriding Executor._checkpoint, so production code reads no
 environment variable. The test module imports this file for FIXTURE, PLANS and snapshot().
@@ -17,12 +20,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from console.ops.audit import Audit
 from console.ops.engines.embedded import EmbeddedEngine
-from console.ops.executor import Executor, Outcome
+from console.ops.executor import Executor
+from console.ops.identity import Actor
 from console.ops.journal import Journal
+from console.ops.lease import LeaseHeld
 from console.ops.model import Job, Placement
 from console.ops.plan import Plan, Step
 
@@ -77,20 +83,30 @@ def snapshot(engine: EmbeddedEngine) -> dict:
     return {"jobs": jobs, "nodes": nodes}
 
 
+ACTOR = Actor("ops", 1000, None, "crash-host", 0)
+
+
 class CrashingExecutor(Executor):
-    def __init__(self, *args: object, crash_at: str | None) -> None:
+    def __init__(self, *args: object, crash_at: str | None, pause_at: str | None = None,
+                 pause_file: str | None = None) -> None:
         super().__init__(*args)  # type: ignore[arg-type]
         self.crash_at = crash_at
+        self.pause_at = pause_at
+        self.pause_file = pause_file
 
     def _checkpoint(self, phase: str, n: int, when: str) -> None:
         here = f"{n}:{when}" + (":undo" if phase == "undo" else "")
         if here == self.crash_at:
             os.kill(os.getpid(), signal.SIGKILL)
+        if here == self.pause_at and self.pause_file:
+            Path(self.pause_file + ".reached").touch()
+            while not Path(self.pause_file).exists():  # the test says when to go on
+                time.sleep(0.02)
 
 
 def open_all(root: Path) -> tuple[EmbeddedEngine, Journal, Audit]:
     engine = EmbeddedEngine(root / "engine.db")
-    return engine, Journal(root / "journal.db"), Audit(root / "audit.db")
+    return engine, Journal(root / "journal.db"), Audit(root / "audit.db", actor=ACTOR)
 
 
 def main(argv: list[str]) -> int:
@@ -98,17 +114,25 @@ def main(argv: list[str]) -> int:
     engine, journal, audit = open_all(Path(root))
     if not engine.jobs():
         engine.submit_many(FIXTURE)
-    ex = CrashingExecutor(engine, journal, audit, crash_at=os.environ.get("FLEETOPS_CRASH_AT"))
-    outcomes: list[Outcome] = []
-    if "--resume" in flags:
-        outcomes = [ex.resume(pid, "ops") for pid in journal.unfinished()]
-    elif "--rollback" in flags:
-        outcomes = [ex.rollback(pid, "ops", "crash test") for pid in journal.unfinished()]
-    else:
-        outcomes = [ex.run(PLANS[plan_name], "ops")]
-    for outcome in outcomes:
-        print("\n".join(outcome.account()))
-    return max((o.exit_code for o in outcomes), default=0)
+    ex = CrashingExecutor(engine, journal, audit, crash_at=os.environ.get("FLEETOPS_CRASH_AT"),
+                          pause_at=os.environ.get("FLEETOPS_PAUSE_AT"),
+                          pause_file=os.environ.get("FLEETOPS_PAUSE_FILE"))
+    ids = [int(flags[flags.index("--plan") + 1])] if "--plan" in flags else journal.unfinished()
+    code = 0
+    try:
+        for pid in ids if ("--resume" in flags or "--rollback" in flags) else [None]:
+            if "--resume" in flags:
+                outcome = ex.resume(pid)
+            elif "--rollback" in flags:
+                outcome = ex.rollback(pid, "crash test")
+            else:
+                outcome = ex.run(PLANS[plan_name])
+            print("\n".join(outcome.account()), flush=True)
+            code = outcome.exit_code
+    except LeaseHeld as exc:
+        print(f"lease held: {exc}", flush=True)
+        return 2
+    return code
 
 
 if __name__ == "__main__":

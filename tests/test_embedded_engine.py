@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from agents import catalog
-from console.ops.engines.base import EngineError
+from console.ops.engines.base import EngineError, EngineRefused
 from console.ops.engines.embedded import (
     OWNERS,
     SCHEMA_VERSION,
@@ -125,8 +125,10 @@ def test_admin_states_drained_derived_and_idempotent(tmp_path, engine):
     engine.cordon("n1", "x")  # a draining node is closed already
     engine.uncordon("n1")  # uncordon only undoes a cordon
     assert engine.admin_states() == {"n1": "drained"}
-    engine.move("j-1", (Placement("n1", (0, 1)),), "nvidia")  # back: draining again
-    assert engine.admin_states() == {"n1": "draining"}
+    with pytest.raises(EngineRefused, match=r"n1 is draining .*takes no new jobs"):
+        engine.move("j-1", (Placement("n1", (0, 1)),), "nvidia")  # a closed node takes none
+    assert engine.job("j-1").placement == (Placement("n2", (0, 1)),)  # nothing changed
+    assert engine.admin_states() == {"n1": "drained"}
     engine.resume("n1")
     engine.resume("n1")
     assert engine.admin_states() == {"n1": "active"}
@@ -220,3 +222,23 @@ def test_locked_database_is_an_engine_error(tmp_path):
     other.execute("ROLLBACK")
     engine.drain("n1", "fan")
     assert engine.admin_states() == {"n1": "drained"}
+
+
+@pytest.mark.parametrize("state", ["cordon", "drain"])
+def test_a_closed_node_takes_no_new_job_from_any_call(engine, state):
+    """The check is the engine's, in the transaction that writes the placement: no front end
+    gets around it."""
+    engine.submit(job("j-1", ("n1", (0, 1))))
+    engine.submit(job("j-2"))
+    getattr(engine, state)("n2", "RMA, do not use")
+    with pytest.raises(EngineRefused, match="n2 is"):
+        engine.move("j-1", (Placement("n2", (0, 1)),), "nvidia")
+    with pytest.raises(EngineRefused, match="n2 is"):
+        engine.place("j-2", (Placement("n2", (4, 5)),))
+    with pytest.raises(EngineRefused, match="n2 is"):
+        engine.submit(job("j-3", ("n2", (6, 7))))
+    assert engine.holders("n2") == {}
+    # A job already on a closed node may still be re-placed within it (a part that stays).
+    getattr(engine, state)("n1", "fan")
+    engine.move("j-1", (Placement("n1", (2, 3)),), "nvidia")
+    assert engine.holders("n1") == {2: "j-1", 3: "j-1"}

@@ -34,7 +34,7 @@ def setup(root: Path, engine_cls: type[EmbeddedEngine] = EmbeddedEngine):
     engine = engine_cls(root / "engine.db")
     engine.submit_many(drv.FIXTURE)
     journal = drv.Journal(root / "journal.db")
-    audit = drv.Audit(root / "audit.db")
+    audit = drv.Audit(root / "audit.db", actor=drv.ACTOR)
     return engine, journal, audit, Executor(engine, journal, audit)
 
 
@@ -85,7 +85,7 @@ def test_journal_states_and_before_kept_from_first_attempt(tmp_path):
 def test_happy_path_journal_audit_progress(tmp_path):
     engine, journal, audit, ex = setup(tmp_path)
     seen: list[tuple[int, int, str]] = []
-    out = ex.run(PLANS["drain"], "ops", progress=lambda n, t, s, st: seen.append((n, t, st)))
+    out = ex.run(PLANS["drain"], progress=lambda n, t, s, st: seen.append((n, t, st)))
     assert out.status == "done" and out.exit_code == 0
     assert [r.n for r in out.done] == [0, 1, 2, 3] and not out.failed and not out.pending
     assert seen == [(n, 4, st) for n in range(4) for st in ("started", "done")]
@@ -102,7 +102,7 @@ def test_happy_path_journal_audit_progress(tmp_path):
     assert entries[0]["reason"] == "replace a fan on nv-a"
     assert entries[0]["plan"]["id"] == out.plan_id and len(entries[0]["plan"]["steps"]) == 4
     # re-running the same plan is harmless: every step is already true
-    again = ex.run(PLANS["drain"], "ops")
+    again = ex.run(PLANS["drain"])
     assert again.status == "done" and again.plan_id != out.plan_id
     assert_placed_once(engine)
 
@@ -110,11 +110,11 @@ def test_happy_path_journal_audit_progress(tmp_path):
 def test_reason_required_and_refusals_block_the_whole_plan(tmp_path):
     engine, journal, audit, ex = setup(tmp_path)
     with pytest.raises(ValueError, match="reason is required"):
-        ex.run(dataclasses.replace(PLANS["drain"], reason=""), "ops")
+        ex.run(dataclasses.replace(PLANS["drain"], reason=""))
     refused = Step("refuse", "j-4 needs 78 GiB per device; a 910B has 64 GiB", job="j-4")
     plan = dataclasses.replace(PLANS["cross"], steps=(*PLANS["cross"].steps, refused))
     before = drv.snapshot(engine)
-    out = ex.run(plan, "ops")
+    out = ex.run(plan)
     assert out.status == "impossible" and out.exit_code == 1 and out.plan_id is None
     assert [r.n for r in out.refused] == [2] and len(out.pending) == 2
     assert drv.snapshot(engine) == before and journal.recent() == []
@@ -138,7 +138,7 @@ class FlakyEngine(EmbeddedEngine):
 def test_engine_fails_halfway_partial_account_then_resume(tmp_path):
     FlakyEngine.failed = False
     engine, journal, audit, ex = setup(tmp_path, FlakyEngine)
-    out = ex.run(PLANS["drain"], "ops")
+    out = ex.run(PLANS["drain"])
     assert out.status == "partial" and out.exit_code == 3
     assert [r.n for r in out.done] == [0, 1]
     assert [(r.n, r.detail) for r in out.failed] == [(2, "move j-2: slurmctld not responding")]
@@ -153,7 +153,7 @@ def test_engine_fails_halfway_partial_account_then_resume(tmp_path):
         "done", "done", "failed", "pending"]
     assert audit.entries()[-1]["outcome"].startswith("partial: 2 done, step 3 failed")
 
-    resumed = ex.resume(out.plan_id, "ops")
+    resumed = ex.resume(out.plan_id)
     assert resumed.status == "done" and journal.unfinished() == []
     assert_placed_once(engine)
     assert engine.admin_states() == {"nv-a": "drained"}
@@ -164,38 +164,44 @@ def test_rollback_restores_placements_and_admin_state(tmp_path):
     engine, journal, audit, ex = setup(tmp_path)
     engine.cordon("nv-a", "flaky fan")  # rollback must restore cordoned, not active
     initial = drv.snapshot(engine)
-    out = ex.run(PLANS["drain"], "ops")
+    out = ex.run(PLANS["drain"])
     assert out.status == "done"
-    back = ex.rollback(out.plan_id, "ops", "wrong node")
+    back = ex.rollback(out.plan_id, "wrong node")
     assert back.status == "rolled-back" and back.exit_code == 0
     assert [r.n for r in back.done] == [3, 2, 1, 0]
     assert drv.snapshot(engine) == initial
     assert journal.load(out.plan_id).status == "rolled-back"
-    assert ex.rollback(out.plan_id, "ops").status == "rolled-back"  # again: harmless
+    assert ex.rollback(out.plan_id).status == "rolled-back"  # again: harmless
     assert drv.snapshot(engine) == initial
     assert audit.entries()[-1]["action"] == "rollback"
 
 
-def test_rollback_requeues_when_the_old_devices_are_taken(tmp_path):
+def test_rollback_leaves_a_job_whose_old_devices_are_taken_where_it_runs(tmp_path):
     engine, _, _, ex = setup(tmp_path)
-    out = ex.run(PLANS["cross"], "ops")
+    out = ex.run(PLANS["cross"])
+    moved = engine.job("j-4").placement
     engine.submit(Job("j-9", "squatter", "bob", "nvidia", 1, 2, 1000, "cuda", state="running",
                       placement=(Placement("nv-c", (4, 5)),)))
-    back = ex.rollback(out.plan_id, "ops")
+    back = ex.rollback(out.plan_id)
     assert back.status == "rolled-back"
-    detail = {r.step.job: r.detail for r in back.done}
-    assert detail["j-4"] == "j-4 requeued instead: device 4 of nv-c is now held by j-9"
-    assert detail["j-5"] == "j-5 back on nv-b[6-7] + nv-c[2-3]"
-    assert engine.job("j-4").state == "requeued" and engine.job("j-4").placement == ()
-    assert "requeued instead" in "\n".join(back.account())
+    assert {r.step.job: r.detail for r in back.done} == {
+        "j-5": "j-5 back on nv-b[6-7] + nv-c[2-3]"}
+    assert {r.step.job: r.detail for r in back.skipped} == {
+        "j-4": f"j-4: left on {fmt_placement(moved)}: device 4 of nv-c is held by j-9 now"}
+    assert engine.job("j-4").placement == moved and engine.job("j-4").state == "running"
+    assert "left       " in "\n".join(back.account())
 
 
 def test_stale_plan_is_not_executed_over_someone_elses_move(tmp_path):
     engine, _, _, ex = setup(tmp_path)
     engine.move("j-3", (Placement("nv-c", (1,)),), "nvidia")  # moved after planning
-    out = ex.run(PLANS["drain"], "ops")
-    assert out.status == "partial"
-    assert out.failed[0].detail == "move j-3: moved since the plan was made (now on nv-c[1])"
+    out = ex.run(PLANS["drain"])
+    # Without the fleet's telemetry there is nothing to re-plan on: the step is refused, the
+    # others run.
+    assert out.status == "partial" and not out.failed
+    assert [(r.n, r.detail) for r in out.conflicts] == [
+        (3, "j-3 moved since the plan was made (now on nv-c[1])")]
+    assert [r.n for r in out.done] == [0, 1, 2]
     assert engine.job("j-3").placement == (Placement("nv-c", (1,)),)
 
 
@@ -229,7 +235,7 @@ def reference(tmp_path_factory) -> dict[tuple[str, int], dict]:
     for name, plan in PLANS.items():
         for k in range(len(plan.steps) + 1):
             engine, _, _, ex = setup(tmp_path_factory.mktemp(f"{name}{k}"))
-            assert ex.run(dataclasses.replace(plan, steps=plan.steps[:k]), "ops").status == "done"
+            assert ex.run(dataclasses.replace(plan, steps=plan.steps[:k])).status == "done"
             out[name, k] = drv.snapshot(engine)
     return out
 
@@ -289,14 +295,14 @@ def test_rollback_killed_then_rolled_back_again(tmp_path, reference, n, when):
 
 def test_resuming_a_done_plan_or_rolling_back_twice_says_so_and_audits_nothing(tmp_path):
     engine, _journal, audit, ex = setup(tmp_path)
-    out = ex.run(PLANS["drain"], "ops")
+    out = ex.run(PLANS["drain"])
     entries = len(audit.entries())
-    again = ex.resume(out.plan_id, "ops")
+    again = ex.resume(out.plan_id)
     assert again.status == "done" and again.summary() == "already done: nothing to do"
     assert len(audit.entries()) == entries
-    assert ex.rollback(out.plan_id, "ops").status == "rolled-back"
+    assert ex.rollback(out.plan_id).status == "rolled-back"
     entries = len(audit.entries())
-    twice = ex.rollback(out.plan_id, "ops")
+    twice = ex.rollback(out.plan_id)
     assert twice.summary() == "already rolled-back: nothing to do"
     assert len(audit.entries()) == entries
     assert_placed_once(engine)

@@ -172,7 +172,7 @@ def test_memory_gap_hidden_by_rounding_is_given_in_mib():
 
 def test_a_node_with_no_jobs_gives_just_the_drain_step():
     plan = planner([node("hz-1"), node("hz-2")], []).drain(["hz-1"], "xid 79")
-    assert plan.steps == (Step("drain", "xid 79", node="hz-1"),)
+    assert plan.steps == (Step("drain", "xid 79", node="hz-1", seen="active"),)
     assert plan.kind == "drain" and plan.targets == ("hz-1",) and plan.possible
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "Inventory",
     "InventoryError",
     "Node",
+    "PolicySettings",
     "SlurmEngine",
     "SshSettings",
     "UnknownNode",
@@ -170,9 +171,18 @@ class RawSlurmEngine(_Raw):
 
 class RawConsole(_Raw):
     read_only: bool = False
+    dry_run: bool = False  # plan and audit every action, execute none
     theme: NonEmpty | None = None
     audit_path: NonEmpty | None = None
     journal_path: NonEmpty | None = None
+
+
+class RawPolicy(_Raw):
+    """Guardrails (README, "Operating as a team"): 1.0 / 0 switch a limit off."""
+
+    max_out_of_service_share: Share = 0.5
+    max_nodes_per_window: Annotated[int, Field(ge=0)] = 10
+    window_s: Seconds = 600.0
 
 
 class RawInventory(_Raw):
@@ -182,6 +192,7 @@ class RawInventory(_Raw):
         default_factory=lambda: RawEmbeddedEngine(kind="embedded")
     )
     console: RawConsole = Field(default_factory=RawConsole)
+    policy: RawPolicy = Field(default_factory=RawPolicy)
 
 
 _ENGINES: dict[str, type[_Raw]] = {"embedded": RawEmbeddedEngine, "slurm": RawSlurmEngine}
@@ -248,6 +259,16 @@ class ConsoleSettings:
     theme: str | None
     audit_path: Path | None
     journal_path: Path | None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """Guardrail limits; None: that limit is off."""
+
+    max_out_of_service_share: float | None = 0.5
+    max_nodes_per_window: int | None = 10
+    window_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +279,7 @@ class Inventory:
     engine: Engine
     console: ConsoleSettings
     raw: RawInventory = field(repr=False, compare=False)
+    policy: PolicySettings = field(default_factory=PolicySettings)
     _by_name: dict[str, Node] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -369,6 +391,8 @@ def _keys_at(loc: list[str | int], data: dict[str, Any]) -> list[str]:
         model = RawDefaults
     elif parent == ["console"]:
         model = RawConsole
+    elif parent == ["policy"]:
+        model = RawPolicy
     elif parent == ["engine"]:
         engine = data.get("engine")
         kind = engine.get("kind") if isinstance(engine, dict) else None
@@ -475,6 +499,13 @@ def _resolve(raw: RawInventory, path: Path, base: Path) -> Inventory:
         c.theme,
         local_path(c.audit_path, "[console]", "audit_path"),
         local_path(c.journal_path, "[console]", "journal_path"),
+        c.dry_run,
+    )
+    p = raw.policy
+    policy = PolicySettings(
+        None if p.max_out_of_service_share >= 1 else p.max_out_of_service_share,
+        p.max_nodes_per_window or None,
+        p.window_s,
     )
 
     if problems:
@@ -482,4 +513,4 @@ def _resolve(raw: RawInventory, path: Path, base: Path) -> Inventory:
         raise InventoryError(file, entry, fld, message, more=len(problems) - 1)
 
     nodes_flat = tuple(n for dc in dcs for n in dc.nodes)
-    return Inventory(path, tuple(dcs), nodes_flat, engine, console, raw)
+    return Inventory(path, tuple(dcs), nodes_flat, engine, console, raw, policy)

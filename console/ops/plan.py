@@ -19,6 +19,11 @@ StepAction = Literal[
 ]
 
 
+NODE_ACTIONS: tuple[str, ...] = ("cordon", "uncordon", "drain", "resume")
+JOB_ACTIONS: tuple[str, ...] = ("move", "requeue", "refuse")
+CLOSING: tuple[str, ...] = ("cordon", "drain")  # node steps that take a node out of service
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     action: StepAction
@@ -28,6 +33,9 @@ class Step:
     source: tuple[Placement, ...] = ()
     target: tuple[Placement, ...] = ()
     target_pool: str | None = None
+    # Node steps: the admin state the plan saw (cordoned, ...); execution refuses to reopen a
+    # node that someone closed further since. None: not recorded (plans from older versions).
+    seen: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,10 @@ class Plan:
     steps: tuple[Step, ...]
     reason: str = ""  # the operator's reason (required for drain and move)
     notes: tuple[str, ...] = field(default_factory=tuple)  # warnings that do not block
+    pool: str | None = None  # move: the pool the jobs go to; evacuate: the pool emptied
+    made_at: float = 0.0  # when it was planned (epoch seconds): "planned 3 min ago"
+    # Guardrails the plan trips (guardrails.py), each a sentence; it runs only when forced.
+    guardrails: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def refusals(self) -> tuple[Step, ...]:

@@ -154,7 +154,8 @@ class Planner:
         for name in names:
             if name not in self.nodes:
                 raise _unknown("node", name, list(self.nodes))
-        steps = [Step("drain", reason or "drain", node=name) for name in names]
+        steps = [Step("drain", reason or "drain", node=name, seen=self.nodes[name].admin)
+                 for name in names]
         jobs = self._jobs_placed_on(set(names))
         return self._plan("drain", tuple(nodes), reason, steps, jobs, set(names), set())
 
@@ -190,7 +191,7 @@ class Planner:
         finally:
             self._rollback(0)
         return Plan("move", tuple(job_ids), tuple(steps), reason,
-                    tuple(share_notes(self._used, delta, self.policy)))
+                    tuple(share_notes(self._used, delta, self.policy)), pool=to_pool)
 
     def evacuate(self, dc: str, pool: str | None, reason: str) -> Plan:
         """Cordon the dc's (pool's) nodes, then move each job placed there out of the dc."""
@@ -201,17 +202,18 @@ class Planner:
         names = {n.name for n in self.nodes.values()
                  if n.dc == dc and (pool is None or n.pool == pool)}
         # Only active nodes get a cordon: cordoning a draining node would undo its drain.
-        steps = [Step("cordon", reason or "evacuate", node=name) for name in sorted(names)
-                 if self.nodes[name].admin == "active"]
+        steps = [Step("cordon", reason or "evacuate", node=name, seen="active")
+                 for name in sorted(names) if self.nodes[name].admin == "active"]
         jobs = self._jobs_placed_on(names)
         dc_nodes = {n.name for n in self.nodes.values() if n.dc == dc}
         target = (dc,) if pool is None else (dc, pool)
-        return self._plan("evacuate", target, reason, steps, jobs, dc_nodes, {dc})
+        return self._plan("evacuate", target, reason, steps, jobs, dc_nodes, {dc}, pool)
 
     # -- shared plan loop -----------------------------------------------------------------------
 
     def _plan(self, kind: PlanKind, targets: tuple[str, ...], reason: str, steps: list[Step],
-              jobs: list[Job], leaving: set[str], closed_dcs: set[str]) -> Plan:
+              jobs: list[Job], leaving: set[str], closed_dcs: set[str],
+              pool: str | None = None) -> Plan:
         """Re-place each job's part on `leaving` nodes, never into `closed_dcs`."""
         delta: Counter[tuple[str, str]] = Counter()
         # Leaving nodes in a closed dc are out of every search already: avoid only the others.
@@ -222,7 +224,7 @@ class Planner:
         finally:
             self._rollback(0)
         return Plan(kind, targets, tuple(steps), reason,
-                    tuple(share_notes(self._used, delta, self.policy)))
+                    tuple(share_notes(self._used, delta, self.policy)), pool=pool)
 
     def _replace(self, job: Job, leaving: set[str], barred: set[str], closed_dcs: set[str],
                  delta: Counter[tuple[str, str]]) -> Step:

@@ -16,7 +16,6 @@ Jobs, admin states and every action come from the operations engine through `ope
 
 from __future__ import annotations
 
-import getpass
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
@@ -92,14 +91,15 @@ class FleetApp(App[int]):
                  inventory_path: str = "", read_only: bool = False,
                  theme_name: str | None = None, clock: Callable[[], float] = time.time,
                  user_theme_dir: Path | None = None,
-                 ops_factory: Callable[[], Ops] | None = None, user: str | None = None) -> None:
+                 ops_factory: Callable[[], Ops] | None = None, dry_run: bool = False) -> None:
         super().__init__()
         self.fleet = fleet
         self.fan_in = fan_in
         self.inventory_path = inventory_path
         self.read_only = read_only
         self.clock = clock
-        self.user = user or getpass.getuser()  # who the journal and the audit log name
+        # [console] dry_run: every action is planned, previewed and audited, none executed.
+        self.dry_run = dry_run
         self.index = FleetIndex(fleet)
         self.jobs = JobsIndex(fleet)
         self.operations = Operations(self, ops_factory)

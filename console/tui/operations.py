@@ -9,6 +9,7 @@ after a DRAIN-class Xid waits in `proposals` until someone reviews it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from agents.xid import DRAIN_CLASSES
 from console.core.safe_text import clean
 from console.ops.executor import Outcome, Progress
+from console.ops.lease import LeaseHeld
 from console.ops.plan import Plan
+from console.ops.plan_diff import plan_changes
 from console.tui.commands import suggest
 from console.tui.ops_link import JobsLoaded, JobsSnapshot, OpsLink, error_line, read_jobs
 from console.tui.screens.plan import PlanScreen
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 
 JOBS_REFRESH_S = 2.0
 LIVE_REFRESH_S = 1.0  # while a plan runs, jobs are re-read from its own thread this often
+SNAPSHOT_WAIT_S = 5.0  # the ops thread waits this long for the UI loop's copy of the fleet
 NODE_KINDS = ("cordon", "uncordon", "resume")
 REASON_REQUIRED = ("drain", "move", "evacuate")
 QUESTIONS = {
@@ -78,6 +82,20 @@ def fleet_snapshot(fleet: FleetState) -> _FleetSnap:
                        for n, s in fleet.nodes.items()})
 
 
+def make_plan(ops: Ops, kind: str, targets: list[str], pool: str | None, reason: str) -> Plan:
+    """On the ops thread: the plan for an action, on the live fleet the ops carry."""
+    if kind in NODE_KINDS:
+        return ops.node_plan(kind, targets, reason)
+    planner = ops.planner()
+    if kind == "drain":
+        return ops.finish(planner.drain(targets, reason))
+    if kind == "move":
+        return ops.finish(planner.move(targets, pool or "", reason))
+    if kind == "evacuate":
+        return ops.finish(planner.evacuate(targets[0], pool, reason))
+    raise ValueError(f"unknown operation {kind!r}")
+
+
 def proposal_for(node: str, e: Event) -> tuple[str, str] | None:
     """(what happened, the drain's reason) for an event that calls for a drain, else None."""
     where = f" on device {e.device_index}" if e.device_index is not None else ""
@@ -92,7 +110,9 @@ def proposal_for(node: str, e: Event) -> tuple[str, str] | None:
 class Operations:
     def __init__(self, app: FleetApp, factory: Callable[[], Ops] | None) -> None:
         self.app = app
-        self.link = OpsLink(factory) if factory is not None else None
+        self.link = OpsLink(self._opener(factory)) if factory is not None else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_snapshot: _FleetSnap | None = None
         self.proposals: list[Proposal] = []
         self.busy = False  # an action is between its first question and its outcome
         self._loading = False
@@ -104,7 +124,35 @@ class Operations:
     def attached(self) -> bool:
         return self.link is not None
 
+    def _opener(self, factory: Callable[[], Ops]) -> Callable[[], Ops]:
+        def open_ops() -> Ops:  # on the ops thread
+            ops = factory()
+            ops.attach(self.live_fleet)  # execution re-checks against the live fleet
+            return ops
+
+        return open_ops
+
+    def live_fleet(self) -> _FleetSnap:
+        """On the ops thread: a copy of the live fleet, taken on the UI loop (which owns it).
+        If the loop does not answer in time (quitting), the last copy."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return self._last_snapshot or fleet_snapshot(self.app.fleet)
+        done: concurrent.futures.Future[_FleetSnap] = concurrent.futures.Future()
+
+        def take() -> None:
+            if not done.cancelled():
+                done.set_result(fleet_snapshot(self.app.fleet))
+
+        try:
+            loop.call_soon_threadsafe(take)
+            self._last_snapshot = done.result(timeout=SNAPSHOT_WAIT_S)
+        except (RuntimeError, concurrent.futures.TimeoutError):
+            done.cancel()
+        return self._last_snapshot or _FleetSnap({})
+
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if self.link is not None:
             self.app.run_worker(self._poll(), name="jobs", group="jobs", exit_on_error=False)
 
@@ -264,14 +312,24 @@ class Operations:
             plan = await self._plan(kind, targets, pool, reason)
             if plan is None:
                 return
-            go = await app.push_screen_wait(PlanScreen(plan, title=f"plan: {title}"))
-            if proposal is not None:
-                self._answered(proposal)
-            if not go:
-                app.notify(f"{title}: cancelled; nothing was done", title=kind)
-                return
+            changed: list[str] = []
+            while True:
+                screen = PlanScreen(plan, title=f"plan: {title}", changed=changed,
+                                    dry_run=self.dry_run)
+                go = await app.push_screen_wait(screen)
+                if proposal is not None:
+                    self._answered(proposal)
+                if not go:
+                    app.notify(f"{title}: cancelled; nothing was done", title=kind)
+                    return
+                # The preview may have been open for minutes: look again before running.
+                fresh, changed = await self._recheck(plan, kind, targets, pool, reason)
+                if not changed:
+                    break
+                plan = fresh
+            force = screen.force_reason
             await self._execute(title, len(plan.steps), lambda ops, progress: ops.executor.run(
-                plan, self.app.user, reason or "", progress))
+                plan, reason or "", progress, force=force))
         except Exception as exc:
             app.notify(error_line(exc), title=kind, severity="error", timeout=10)
         finally:
@@ -279,8 +337,6 @@ class Operations:
 
     async def _plan(self, kind: str, targets: list[str], pool: str | None,
                     reason: str) -> Plan | None:
-        from console.ops.session import node_plan
-
         app, link = self.app, self.link
         assert link is not None
         if kind in (*NODE_KINDS, "drain"):
@@ -290,18 +346,23 @@ class Operations:
                            f"{suggest(unknown[0], list(app.fleet.nodes))}", title=kind,
                            severity="error")
                 return None
-        if kind in NODE_KINDS:
-            return node_plan(kind, targets, reason)
-        fleet: Any = fleet_snapshot(app.fleet)  # duck-types FleetState for Ops.planner
-        if kind == "drain":
-            return await link.call(lambda ops: ops.planner(fleet).drain(targets, reason))
-        if kind == "move":
-            return await link.call(lambda ops: ops.planner(fleet).move(targets, pool or "",
-                                                                       reason))
-        if kind == "evacuate":
-            return await link.call(lambda ops: ops.planner(fleet).evacuate(targets[0], pool,
-                                                                           reason))
-        raise ValueError(f"unknown operation {kind!r}")
+        return await link.call(lambda ops: make_plan(ops, kind, targets, pool, reason))
+
+    async def _recheck(self, plan: Plan, kind: str, targets: list[str], pool: str | None,
+                       reason: str) -> tuple[Plan, list[str]]:
+        """(the plan made now, what changed since `plan` was made)."""
+        assert self.link is not None
+
+        def again(ops: Ops) -> tuple[Plan, list[str]]:
+            fresh = make_plan(ops, kind, targets, pool, reason)
+            drift = ops.executor.drift(plan)
+            return fresh, list(dict.fromkeys([*drift, *plan_changes(plan, fresh)]))
+
+        return await self.link.call(again)
+
+    @property
+    def dry_run(self) -> bool:
+        return self.app.dry_run
 
     async def _journal_flow(self, verb: str, plan_id: int) -> None:
         app = self.app
@@ -312,17 +373,21 @@ class Operations:
             what = "roll back" if verb == "rollback" else "resume"
             title = (f"{what} plan {plan_id} ({jp.plan.kind} {' '.join(jp.plan.targets)}): "
                      f"{jp.status}, {done} of {len(jp.plan.steps)} steps done")
-            if not await app.push_screen_wait(PlanScreen(jp.plan, title=title)):
+            held = await self.link.call(lambda ops: ops.journal.lease(plan_id))
+            if held is not None and held.alive(time.time()):
+                app.notify(clean(LeaseHeld(held).args[0], 300), title=f"plan {verb}",
+                           severity="error", timeout=15)
+                return
+            if not await app.push_screen_wait(PlanScreen(jp.plan, title=title,
+                                                         dry_run=self.dry_run)):
                 app.notify(f"plan {plan_id}: cancelled; nothing was done", title=f"plan {verb}")
                 return
-            user = self.app.user
             if verb == "rollback":
                 await self._execute(f"roll back plan {plan_id}", len(jp.steps),
-                                    lambda ops, p: ops.executor.rollback(plan_id, user,
-                                                                         progress=p))
+                                    lambda ops, p: ops.executor.rollback(plan_id, progress=p))
             else:
                 await self._execute(f"resume plan {plan_id}", len(jp.plan.steps),
-                                    lambda ops, p: ops.executor.resume(plan_id, user, p))
+                                    lambda ops, p: ops.executor.resume(plan_id, p))
         except Exception as exc:
             app.notify(error_line(exc), title=f"plan {verb}", severity="error", timeout=10)
         finally:

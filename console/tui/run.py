@@ -53,6 +53,7 @@ def _run_app(inventory: Inventory, args: argparse.Namespace) -> int:
     app = FleetApp(
         fleet, fan_in=fan_in, inventory_path=str(inventory.path),
         read_only=bool(getattr(args, "read_only", False) or inventory.console.read_only),
+        dry_run=inventory.console.dry_run,
         theme_name=getattr(args, "theme", None) or inventory.console.theme,
         user_theme_dir=user_theme_dir(),
         # Opened lazily on the console's ops thread: SQLite connections stay on one thread.

@@ -19,6 +19,7 @@ from fleet_fixture import DCS, NODES, build_fleet, pool_of
 
 from console.core.inventory import Inventory, parse_inventory
 from console.ops.engines.embedded import EmbeddedEngine
+from console.ops.identity import Actor
 from console.ops.model import Job, Placement
 from console.ops.session import Ops
 from console.tui.app import FleetApp
@@ -26,6 +27,9 @@ from console.tui.screens.plan import PlanScreen
 from console.tui.screens.reason import ReasonScreen
 
 USER = "operator"
+# Who the audit log names: the OS account of the process, fixed here so snapshots do not
+# depend on who runs the tests.
+ACTOR = Actor(USER, 1000, None, "console-1", 4242)
 GIB = 1024
 
 # id, name, owner, runtime, mem GiB, priority, node, devices
@@ -95,7 +99,7 @@ def make_ops_app(tmp: Path, *, read_only: bool = False, seed: bool = True) -> Fl
     inventory = make_inventory(tmp, jobs=seed)
     fleet, clock = build_fleet()
     return FleetApp(fleet, inventory_path="inventory.toml", read_only=read_only, clock=clock,
-                    ops_factory=lambda: Ops.open(inventory), user=USER)
+                    ops_factory=lambda: Ops.open(inventory, actor=ACTOR))
 
 
 def engine(tmp: Path) -> EmbeddedEngine:

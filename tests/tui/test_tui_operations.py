@@ -284,16 +284,24 @@ async def test_without_an_engine_jobs_and_audit_say_so() -> None:
 
 
 async def test_a_step_that_fails_leaves_a_partial_plan_to_resume_or_roll_back(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch) -> None:
+    from console.ops.engines.base import EngineError
+    from console.ops.engines.embedded import EmbeddedEngine
+
+    real_move = EmbeddedEngine.move
+
+    def flaky(self, job_id, target, pool):  # the scheduler fails on j-104's move
+        if job_id == "j-104":
+            raise EngineError("move j-104: scheduler not responding")
+        real_move(self, job_id, target, pool)
+
+    monkeypatch.setattr(EmbeddedEngine, "move", flaky)
     app = make_ops_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await command(pilot, f"drain {XID_NODE}")
         await give_reason(pilot, "xid 79")
         await preview(pilot)
-        other = engine(tmp_path)  # meanwhile, j-104 finishes: its move step cannot run
-        other.complete("j-104")
-        other.close()
         await pilot.press("y")
         await until(pilot, lambda: isinstance(app.screen, ProgressScreen), "progress")
         progress = app.screen
@@ -306,6 +314,7 @@ async def test_a_step_that_fails_leaves_a_partial_plan_to_resume_or_roll_back(
         await pilot.press("escape")
         await until(pilot, lambda: not app.operations.busy, "the end of the flow")
 
+    monkeypatch.setattr(EmbeddedEngine, "move", real_move)
     app = make_ops_app(tmp_path, seed=False)  # a later console is told about it
     notes = capture_notes(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -316,6 +325,44 @@ async def test_a_step_that_fails_leaves_a_partial_plan_to_resume_or_roll_back(
         await until(pilot, lambda: app.fleet.nodes[XID_NODE].admin == "active", "rolled back")
         check = engine(tmp_path)
         assert {j.id: j.placed_nodes for j in check.jobs()}["j-105"] == (XID_NODE,)
+        check.close()
+
+
+async def test_a_plan_confirmed_after_its_target_was_drained_asks_again(tmp_path: Path) -> None:
+    """Another operator drains the drain's target while the preview is open: `y` does not run
+    the stale plan; the new plan comes with what changed, and only its `y` runs it."""
+    app = make_ops_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await command(pilot, f"drain {XID_NODE}")
+        await give_reason(pilot, "xid 79")
+        first = await preview(pilot)
+        targets = {p.node for s in first.plan.steps for p in s.target}
+        assert targets == {"hz-h20-01"}
+        other = engine(tmp_path)  # the second operator, in another console
+        other.drain("hz-h20-01", "RMA, do not use")
+        other.close()
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, PlanScreen)
+                    and app.screen is not first, "the plan made again")
+        again = app.screen
+        assert any("hz-h20-01 is draining now" in c for c in again.changed), again.changed
+        text = screen_text(app)
+        assert "The fleet changed since the plan you confirmed; nothing has been done" in text
+        assert "hz-h20-01" not in {p.node for s in again.plan.steps for p in s.target}
+        check = engine(tmp_path)
+        assert check.admin_states().get(XID_NODE, "active") == "active"  # nothing ran yet
+        check.close()
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ProgressScreen), "progress")
+        progress = app.screen
+        await until(pilot, lambda: progress.outcome is not None, "the outcome")
+        assert progress.outcome.status == "done", progress.outcome.account()
+        check = engine(tmp_path)
+        placed = {j.id: j.placed_nodes for j in check.jobs()}
+        assert "hz-h20-01" not in placed["j-104"] + placed["j-105"]  # the drained node: none
+        assert set(check.holders("hz-h20-01").values()) == {"j-106", "j-107"}
+        assert check.jobs_on(XID_NODE) == []
         check.close()
 
 
@@ -354,7 +401,7 @@ async def test_an_engine_that_cannot_open_is_one_error_line(tmp_path: Path) -> N
         raise EngineError(f"embedded engine: cannot open {tmp_path}/jobs.db: disk I/O error")
 
     fleet, clock = build_fleet()
-    app = FleetApp(fleet, clock=clock, ops_factory=broken, user=USER)
+    app = FleetApp(fleet, clock=clock, ops_factory=broken)
     notes = capture_notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: notes, "the error")

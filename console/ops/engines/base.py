@@ -16,6 +16,16 @@ class EngineError(Exception):
     """An engine call failed; the message is one line (what, where, why)."""
 
 
+class UnknownJob(EngineError):
+    """The engine has no such job (never had, or it finished and was forgotten)."""
+
+
+class EngineRefused(EngineError):
+    """The engine refused a placement because the fleet is not as the caller assumed (the
+    target node is not active, a device is held by another job): a conflict to re-plan, not a
+    failure to retry as it is."""
+
+
 class Engine(ABC):
     name: str = ""
     # Whether `move` puts a job on exactly the device indices asked for (the embedded engine
@@ -34,6 +44,12 @@ class Engine(ABC):
     def admin_states(self) -> dict[str, AdminState]:
         """Admin state of every node the engine knows (absent: active)."""
 
+    def holders(self, node: str) -> dict[int, str]:
+        """device index -> id of the job holding it, on `node` (engines that place devices
+        themselves answer for what they know)."""
+        return {d: j.id for j in self.jobs() for p in j.placement if p.node == node
+                for d in p.devices}
+
     @abstractmethod
     def cordon(self, node: str, reason: str) -> None: ...
 
@@ -49,7 +65,9 @@ class Engine(ABC):
 
     @abstractmethod
     def move(self, job_id: str, target: tuple[Placement, ...], pool: str) -> None:
-        """Place the job exactly on `target` (in `pool`); a no-op if it is already there."""
+        """Place the job exactly on `target` (in `pool`); a no-op if it is already there.
+        EngineRefused if a target node the job is not on already is not active, or a target
+        device is held by another job."""
 
     @abstractmethod
     def requeue(self, job_id: str) -> None:

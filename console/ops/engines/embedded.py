@@ -12,7 +12,6 @@ calls block on disk); two threads may share one engine, but never call it concur
 
 from __future__ import annotations
 
-import getpass
 import json
 import random
 import sqlite3
@@ -22,7 +21,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from agents import catalog
-from console.ops.engines.base import Engine, EngineError
+from console.ops.engines.base import Engine, EngineError, EngineRefused, UnknownJob
+from console.ops.identity import current
 from console.ops.model import AdminState, Job, Placement
 from console.ops.store import Store
 
@@ -73,16 +73,17 @@ def canonical(placement: Iterable[Placement]) -> tuple[Placement, ...]:
 class EmbeddedEngine(Engine):
     name = "embedded"
 
-    def __init__(self, db_path: Path, *, user: str | None = None, timeout_s: float = 10.0):
+    def __init__(self, db_path: Path, *, user: str | None = None, timeout_s: float = 10.0,
+                 readonly: bool = False):
         self.db_path = Path(db_path)
-        self.user = user or getpass.getuser()
-        self._store = Store(self.db_path, EngineError, "embedded engine", timeout_s=timeout_s,
-                            foreign_keys=True)
+        self.user = user or current().label
+        self._store = Store(self.db_path, EngineError, "embedded engine", _SCHEMA,
+                            timeout_s=timeout_s, foreign_keys=True, readonly=readonly)
         self._tx = self._store.tx
-        self._migrate()
+        if not readonly:
+            self._migrate()
 
     def _migrate(self) -> None:
-        self._store.create(_SCHEMA)
         with self._tx() as db:
             row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
@@ -121,6 +122,11 @@ class EmbeddedEngine(Engine):
                 out.append((job, devices))
             return out
 
+    def holders(self, node: str) -> dict[int, str]:
+        with self._tx(write=False) as db:
+            return dict(db.execute("SELECT device, job_id FROM placements WHERE node = ?",
+                                   (node,)).fetchall())
+
     def admin_states(self) -> dict[str, AdminState]:
         with self._tx(write=False) as db:
             rows = db.execute(
@@ -134,7 +140,7 @@ class EmbeddedEngine(Engine):
     def _row(db: sqlite3.Connection, job_id: str) -> tuple:
         row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            raise EngineError(f"embedded engine: no job {job_id!r}")
+            raise UnknownJob(f"embedded engine: no job {job_id!r}")
         return row
 
     @staticmethod
@@ -208,7 +214,7 @@ class EmbeddedEngine(Engine):
                            (pool, job_id))
             except sqlite3.IntegrityError:
                 raise EngineError(f"move {job_id}: unknown pool {pool!r}") from None
-            self._put(db, job, target, "move")
+            self._put(db, job, target, "move", job.placed_nodes)
 
     def requeue(self, job_id: str) -> None:
         with self._tx() as db:
@@ -232,9 +238,20 @@ class EmbeddedEngine(Engine):
             raise EngineError(f"{verb} {job.id}: the job is {job.state}")
 
     @staticmethod
-    def _put(db: sqlite3.Connection, job: Job, placement: Iterable[Placement], verb: str) -> None:
+    def _put(db: sqlite3.Connection, job: Job, placement: Iterable[Placement], verb: str,
+             own: Iterable[str] = ()) -> None:
+        """Insert the job's placements. In the same transaction as the caller's read: a node
+        that is not active takes no new job (one the job already runs on keeps it), and a
+        device holds one job (the primary key), whatever front end asked."""
         placement = canonical(placement)
         nodes = [p.node for p in placement]
+        own = set(own)  # nodes the job runs on now
+        for node in nodes:
+            row = db.execute("SELECT state, changed_by FROM node_admin WHERE node = ?",
+                             (node,)).fetchone()
+            if node not in own and row is not None and row[0] != "active":
+                raise EngineRefused(f"{verb} {job.id}: {node} is {row[0]} (by {row[1]}): "
+                                    "it takes no new jobs")
         if len(placement) != job.nodes or len(set(nodes)) != len(nodes):
             raise EngineError(f"{verb} {job.id}: needs {job.nodes} distinct node(s), "
                               f"got {', '.join(nodes) or 'none'}")
@@ -250,7 +267,7 @@ class EmbeddedEngine(Engine):
                     holder = db.execute(
                         "SELECT job_id FROM placements WHERE node = ? AND device = ?",
                         (p.node, device)).fetchone()
-                    raise EngineError(
+                    raise EngineRefused(
                         f"{verb} {job.id}: device {device} of {p.node} is held by "
                         f"{holder[0] if holder else 'another job'}"
                     ) from None

@@ -5,7 +5,7 @@ SshRunner (the `ssh` client) on the controller. Every value that reaches a comma
 validated first (node names, job ids, partitions, reasons), and over SSH every argument is
 also shlex-quoted, because the remote side runs it through the login shell.
 
-Mapping (Slurm 22.05, see ../shared/DOMAIN.md section 6):
+Mapping (Slurm 22.05; scontrol(1), sinfo(1), squeue(1) of slurm.schedmd.com):
 * pools are partitions (`partitions`: pool -> partition); jobs of other partitions are ignored.
 * drain: `State=DRAIN Reason=...`; the node is draining while jobs hold it, drained after.
 * cordon: Slurm has no cordon apart from drain, so a cordon is a drain whose reason starts
@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from console.core.safe_text import clean
-from console.ops.engines.base import Engine, EngineError
+from console.ops.engines.base import Engine, EngineError, EngineRefused, UnknownJob
 from console.ops.engines.slurm_parse import (
     Gres,
     SlurmJob,
@@ -361,7 +361,7 @@ class SlurmEngine(Engine):
         for candidate in (self.moved.get(job_id), job_id):
             if candidate in by_id:
                 return by_id[candidate]
-        raise EngineError(f"slurm {what}: no job {job_id} in Slurm (unknown or long finished)")
+        raise UnknownJob(f"slurm {what}: no job {job_id} in Slurm (unknown or long finished)")
 
     def _pool(self, job: SlurmJob) -> str | None:
         return self.pools.get(job.partition)
@@ -519,13 +519,16 @@ class SlurmEngine(Engine):
         self, gres: Gres | None, partition: str, nodes: tuple[str, ...], what: str
     ) -> str | None:
         """The GRES type (e.g. 910b) the target nodes, or the partition's nodes, offer; checks
-        that the target nodes exist and are in the partition."""
+        that the target nodes exist, are in the partition and take new jobs (a move requeues
+        the whole job, so even a node it runs on now must; Slurm itself would accept the
+        update and leave the job pending on a drained node: ReqNodeNotAvail)."""
         known = self._nodes(what)
         for name in nodes:
             if name not in known:
                 raise EngineError(f"slurm {what}: no node {name!r} in Slurm")
             if partition not in known[name].partitions:
                 raise EngineError(f"slurm {what}: node {name} is not in partition {partition}")
+        self._refuse_closed(known, nodes, what)
         if gres is None:
             return None
         pool_nodes = [n for n in known.values() if partition in n.partitions]
@@ -534,6 +537,14 @@ class SlurmEngine(Engine):
                 if g.name == gres.name:
                     return g.type
         return None
+
+    @staticmethod
+    def _refuse_closed(known: Mapping[str, SlurmNode], nodes: Sequence[str], what: str) -> None:
+        for name in nodes:
+            if name in known and (state := _admin(known[name])) != "active":
+                reason = f" ({clean(known[name].reason, 80)})" if known[name].reason else ""
+                raise EngineRefused(f"slurm {what}: {name} is {state}{reason}: it takes no new "
+                                    "jobs")
 
     def _requeue_to(
         self,
@@ -566,6 +577,9 @@ class SlurmEngine(Engine):
         if gres and count and count != gres.count:
             fields.append(f"Gres={Gres(gres.name, None, count).spec()}")
         self._update_job(jid, what, *fields)
+        # A target drained while the job was being requeued: the job stays held with its
+        # `moving` mark, and the next move() (to a re-planned target) picks it up from here.
+        self._refuse_closed(self._nodes(what), nodes, what)
         self._update_job(jid, what, "StartTime=now")
         if not user_held:
             self._run(["scontrol", "release", jid], what)

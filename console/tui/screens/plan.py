@@ -1,8 +1,12 @@
 """The plan preview: every step (action, job or node, from, to, why) before anything runs.
 
 Refusals are red with their sentence, notes yellow; an impossible plan says so and cannot be
-executed. `y`/Enter executes (dismisses True), `n`/Esc cancels (False): nothing has changed
-until then. Everything shown is plan data or node/job names, drawn as Content, never markup.
+executed. A plan over a guardrail says which, in red, and runs only after `f` and a reason for
+the override (audited). When the fleet changed since the plan shown last (another operator
+drained a target while the preview was open), the new plan comes with what changed, and is
+asked about again. `y`/Enter executes (dismisses True), `n`/Esc cancels (False): nothing has
+changed until then. Everything shown is plan data or node/job names, drawn as Content, never
+markup.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Static
 
 from console.core.safe_text import clean
-from console.ops.executor import fmt_placement
+from console.ops.placement import fmt_placement
 from console.ops.plan import Plan, Step
 from console.tui.widgets.dc_panel import MUTED, TONE
 
@@ -70,12 +74,18 @@ def summary(plan: Plan) -> Content:
     return Content.assemble((reason, "bold"), "\n", (f"{len(plan.steps)} step(s): {parts}", MUTED))
 
 
-def verdict(plan: Plan) -> Content:
+def verdict(plan: Plan, *, dry_run: bool = False, forced: bool = False) -> Content:
     if not plan.steps:
         return Content.styled("nothing to do", MUTED)
     if not plan.possible:
         return Content.styled(f"✖ impossible: {len(plan.refusals)} job(s) have nowhere to go; "
                               "nothing will be done", TONE["crit"])
+    if plan.guardrails and not forced:
+        return Content.assemble(("✖ over a guardrail: ", TONE["crit"]), "f overrides it (asks "
+                                "why; audited) · n/Esc cancels: nothing has changed yet")
+    if dry_run:
+        return Content.assemble(("dry-run mode: ", TONE["warn"]), "y/Enter records this plan in "
+                                "the audit log and executes nothing · n/Esc cancels")
     return Content.assemble(("✔ ", TONE["ok"]), f"y/Enter executes these {len(plan.steps)} "
                             "step(s) · n/Esc cancels: nothing has changed yet")
 
@@ -105,6 +115,7 @@ class PlanSteps(Widget):
 class PlanScreen(ModalScreen[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y,enter", "execute", "Execute"),
+        Binding("f", "override", "Override guardrail"),
         Binding("n,escape", "cancel", "Cancel"),
     ]
 
@@ -117,20 +128,32 @@ class PlanScreen(ModalScreen[bool]):
     }
     PlanScreen #steps { height: auto; max-height: 100%; margin: 1 0 0 0; }
     PlanScreen #notes { color: $text-warning; height: auto; margin: 1 0 0 0; }
+    PlanScreen #changed { color: $text-warning; height: auto; margin: 1 0 0 0; }
+    PlanScreen #guardrails { color: $text-error; height: auto; margin: 1 0 0 0; }
     PlanScreen #verdict { height: auto; margin: 1 0 0 0; }
     PlanScreen #buttons { height: auto; align-horizontal: right; }
     PlanScreen Button { margin: 0 0 0 2; min-width: 16; }
     """
 
-    def __init__(self, plan: Plan, title: str | None = None) -> None:
+    def __init__(self, plan: Plan, title: str | None = None, *,
+                 changed: list[str] | None = None, dry_run: bool = False) -> None:
         super().__init__()
         self.plan = plan
         self.title_text = title or f"plan: {plan.kind} {' '.join(plan.targets)}"
+        self.changed = changed or []  # what changed since the plan shown before this one
+        self.dry_run = dry_run
+        self.force_reason = ""  # the operator's reason to override the plan's guardrails
 
     def compose(self) -> ComposeResult:
         plan = self.plan
         with Vertical() as box:
             box.border_title = clean(self.title_text, 120)
+            changed = Static(Content("\n").join(
+                [Content.styled("The fleet changed since the plan you confirmed; nothing has "
+                                "been done. This is the plan now. What changed:", "bold"),
+                 *(Content(f"  - {clean(c, 300)}") for c in self.changed)]), id="changed")
+            changed.display = bool(self.changed)
+            yield changed
             yield Static(summary(plan), id="summary")
             with VerticalScroll(id="steps"):
                 yield PlanSteps(plan)
@@ -138,7 +161,11 @@ class PlanScreen(ModalScreen[bool]):
                 Content(f"note: {clean(n, 400)}") for n in plan.notes), id="notes")
             notes.display = bool(plan.notes)
             yield notes
-            yield Static(verdict(plan), id="verdict")
+            guards = Static(Content("\n").join(
+                Content(clean(g, 400)) for g in plan.guardrails), id="guardrails")
+            guards.display = bool(plan.guardrails)
+            yield guards
+            yield Static(verdict(plan, dry_run=self.dry_run), id="verdict")
             with Horizontal(id="buttons"):
                 yield Button("Execute  y", id="execute", variant="error",
                              disabled=not self.executable)
@@ -146,7 +173,8 @@ class PlanScreen(ModalScreen[bool]):
 
     @property
     def executable(self) -> bool:
-        return self.plan.possible and bool(self.plan.steps)
+        return (self.plan.possible and bool(self.plan.steps)
+                and (not self.plan.guardrails or bool(self.force_reason)))
 
     def on_mount(self) -> None:
         # Not a button: Enter must mean Execute only through the binding, which checks.
@@ -155,7 +183,25 @@ class PlanScreen(ModalScreen[bool]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "execute":
             return self.executable
+        if action == "override":
+            return bool(self.plan.guardrails) and self.plan.possible and not self.force_reason
         return True
+
+    def action_override(self) -> None:
+        from console.tui.screens.reason import ReasonScreen
+
+        def answered(reason: str | None) -> None:
+            if not reason:
+                return
+            self.force_reason = reason
+            self.query_one("#verdict", Static).update(
+                verdict(self.plan, dry_run=self.dry_run, forced=True))
+            self.query_one("#execute", Button).disabled = False
+            self.refresh_bindings()
+
+        self.app.push_screen(ReasonScreen(
+            "override guardrail", "This plan is over a guardrail ([policy]). Why must it run "
+            "anyway? (the audit log keeps the answer)", required=True), answered)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, ProgressBar, Static
 
 from console.core.safe_text import clean
-from console.ops.executor import Outcome, describe
+from console.ops.outcome import Outcome, describe
 from console.ops.plan import Step as PlanStep
 from console.tui.widgets.dc_panel import MUTED, TONE
 
@@ -85,7 +85,8 @@ class ProgressScreen(ModalScreen[None]):
         if message.state == "started":
             self.query_one("#now", Static).update(Content.assemble(("now  ", MUTED), line))
             return
-        symbol, tone = ("✔", "ok") if message.state == "done" else ("✖", "crit")
+        symbol, tone = {"done": ("✔", "ok"), "skipped": ("·", "muted")}.get(
+            message.state, ("✖", "crit"))
         self.done[message.n] = Content.assemble((f"{symbol} ", TONE[tone]), line)
         bar.update(progress=len(self.done))
         self._show_done()
@@ -101,11 +102,16 @@ class ProgressScreen(ModalScreen[None]):
         ok = outcome.exit_code == 0
         total = len(outcome.plan.steps)
         verb = "undone" if outcome.rollback else "done"
-        rows = [("✔", "ok", r) for r in outcome.done] + [("✖", "crit", r) for r in outcome.failed]
-        rows += [("·", "muted", r) for r in outcome.pending]
+        rows = [("✔", "ok", "", r) for r in outcome.done]
+        rows += [("↻", "warn", "re-planned ", r) for r in outcome.replanned]
+        rows += [("·", "muted", "left " if outcome.rollback else "skipped ", r)
+                 for r in outcome.skipped]
+        rows += [("✖", "crit", "refused ", r) for r in outcome.conflicts]
+        rows += [("✖", "crit", "", r) for r in outcome.failed]
+        rows += [("·", "muted", f"not {verb} ", r) for r in outcome.pending]
+        rows.sort(key=lambda row: -row[3].n if outcome.rollback else row[3].n)
         self.done = {}
-        for symbol, tone, r in rows:
-            label = f"not {verb} " if symbol == "·" else ""
+        for symbol, tone, label, r in rows:
             detail = f": {clean(r.detail, 300)}" if r.detail else ""
             self.done[(symbol, r.n)] = Content.assemble(
                 (f"{symbol} ", TONE[tone]), f"{label}{r.n + 1}/{total} {describe(r.step)}{detail}")
