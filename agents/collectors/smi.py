@@ -8,6 +8,7 @@ failure becomes one CollectorError line naming the tool. Parsing lives in `agent
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -24,6 +25,11 @@ from agents.wire import MAX_DEVICES, MAX_PROCESSES, DeviceInfo, DeviceSample, Pr
 
 # Seconds to wait for a killed tool to be reaped; one stuck in the kernel is left behind.
 _REAP_S = 1.0
+# Reported memory further than this from the catalog's is worth a warning: usable memory is a
+# little under the nominal size (a 24 GiB 310P reports 21534 MiB), a different part is not.
+_MEM_TOLERANCE = 0.2
+
+log = logging.getLogger("fleetops.agent.smi")
 
 
 def run_tool(tool: str, path: str, args: Sequence[str], timeout_s: float) -> str:
@@ -83,6 +89,9 @@ def _bounded(value: float | None, lo: float, hi: float) -> float | None:
     # The wire rejects the whole frame for one bad number; a garbage reading becomes
     # "cannot report" instead (NaN fails the comparison too).
     return value if value is not None and lo <= value <= hi else None
+
+
+_MEM_WARNED: set[str] = set()  # catalog entries a memory mismatch was logged for
 
 
 class SmiCollector(Collector):
@@ -149,13 +158,15 @@ class SmiCollector(Collector):
 
     def model_of(self, name: str) -> tuple[str, catalog.ModelSpec | None]:
         """Catalog key for a tool's model name, when it is this vendor's; else the name."""
-        spec = catalog.find(name)
+        spec = catalog.find_printed(name)
         if spec is not None and spec.vendor == self.vendor:
             return spec.model, spec
         return clean_text(name) or "unknown", None
 
     def device_info(self, d: DeviceReading) -> DeviceInfo:
         model, spec = self.model_of(d.name)
+        if spec is not None:
+            self.check_memory(d, spec)
         return DeviceInfo(
             uuid=d.uuid,
             index=d.index,
@@ -171,6 +182,19 @@ class SmiCollector(Collector):
             slowdown_temp_c=spec.slowdown_temp_c if spec else None,
             shutdown_temp_c=spec.shutdown_temp_c if spec else None,
         )
+
+    def check_memory(self, d: DeviceReading, spec: catalog.ModelSpec) -> None:
+        """Warn (once per catalog entry) when a device reports memory its catalog entry does
+        not have. The reported size is what goes on the wire; the catalog is only a default."""
+        reported = d.mem_total_mib
+        if not reported or abs(reported - spec.mem_mib) <= _MEM_TOLERANCE * spec.mem_mib:
+            return
+        if spec.model in _MEM_WARNED:
+            return
+        _MEM_WARNED.add(spec.model)
+        log.warning("%s: %s reports %d MiB but the catalog's %s has %d MiB; using the reported "
+                    "size (agents/data/devices.toml may need an entry for this part)", self.tool,
+                    neutralise(d.name, 40), round(reported), spec.model, spec.mem_mib)
 
     def device_sample(self, d: DeviceReading) -> DeviceSample:
         processes = [
