@@ -387,3 +387,74 @@ def test_catalog_entry_by_printed_name_and_reported_memory_wins(
         assert f"reports {int(mem_mib)} MiB but the catalog's {model} has" in messages[0]
     else:
         assert messages == []
+
+
+# --- ppu-smi: a field a release does not know degrades to null ------------------------------------
+
+PPU_CSV = (
+    'fields=$(printf "%s" "$1" | sed "s/^--query-ppu=//")\n'
+    'echo "$fields" >> {calls}\n'
+    "{refuse}\n"
+    'echo "index, uuid, name, pci.bus_id, memory.used [MiB], memory.total [MiB], '
+    'utilization.gpu [%]"\n'
+    'echo "0, PPU-1, PPU-ZW810E, 00000000:3B:00.0, 512, 98304, 7"\n'
+)
+
+
+def ppu_tool(tmp_path: Path, refuse: str) -> tuple[Path, Path]:
+    calls = tmp_path / "calls"
+    body = PPU_CSV.format(calls=shlex.quote(str(calls)), refuse=refuse)
+    return fake_tool(tmp_path, body), calls
+
+
+def test_ppu_refused_field_is_dropped_once_and_remembered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tool, calls = ppu_tool(tmp_path, 'case "$fields" in *health*) echo \'Field "health" is not '
+                                     "a valid field to query.' >&2; exit 2;; esac")
+    collector = PpuCollector(CollectorOptions(smi_path=str(tool)))
+    with caplog.at_level("WARNING", logger="fleetops.agent.ppu"):
+        collector.open()
+        sample = collector.sample(1.0)[0]
+    runs = calls.read_text().split()
+    assert len(runs) == 3  # refused, retried without it, then straight to the narrower query
+    assert "health" in runs[0] and "health" not in runs[1] and runs[1] == runs[2]
+    assert sample.vendor_health is None and sample.mem_used_mib == 512.0
+    assert [r.getMessage() for r in caplog.records] == [
+        "ppu-smi: this release refuses field 'health'; it is reported as null"]
+
+
+def test_ppu_refused_spelling_is_swapped_for_the_other_one(tmp_path: Path) -> None:
+    tool, calls = ppu_tool(tmp_path, 'case "$fields" in *utilization.ppu*) echo \'Field '
+                                     '"utilization.ppu" is not a valid field to query.\' >&2; '
+                                     "exit 2;; esac")
+    sample = PpuCollector(CollectorOptions(smi_path=str(tool))).sample(1.0)[0]
+    runs = calls.read_text().split()
+    assert "utilization.gpu" in runs[1] and "utilization.ppu" not in runs[1]
+    assert sample.util_pct == 7.0
+
+
+def test_ppu_refusal_naming_no_field_falls_back_to_the_documented_fields(tmp_path: Path) -> None:
+    tool, calls = ppu_tool(tmp_path, 'case "$fields" in *power*) echo "Invalid field in query" '
+                                     ">&2; exit 2;; esac")
+    sample = PpuCollector(CollectorOptions(smi_path=str(tool))).sample(1.0)[0]
+    runs = calls.read_text().split()
+    assert runs[1] == "index,uuid,name,pci.bus_id,driver_version,memory.used,memory.total"
+    assert sample.mem_total_mib == 98304.0 and sample.power_w is None
+
+
+@pytest.mark.parametrize(
+    "refuse",
+    [
+        pytest.param('echo "Failed to initialize HGML: Driver Not Loaded" >&2; exit 9',
+                     id="not-a-refusal"),
+        pytest.param("echo 'Field \"index\" is not a valid field to query.' >&2; exit 2",
+                     id="the-index-itself"),
+    ],
+)
+def test_ppu_other_failures_are_not_retried(tmp_path: Path, refuse: str) -> None:
+    tool, calls = ppu_tool(tmp_path, refuse)
+    with pytest.raises(CollectorError) as caught:
+        PpuCollector(CollectorOptions(smi_path=str(tool))).sample(1.0)
+    assert str(caught.value).startswith("ppu-smi: exited with status")
+    assert len(calls.read_text().split()) == 1

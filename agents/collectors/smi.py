@@ -25,11 +25,22 @@ from agents.wire import MAX_DEVICES, MAX_PROCESSES, DeviceInfo, DeviceSample, Pr
 
 # Seconds to wait for a killed tool to be reaped; one stuck in the kernel is left behind.
 _REAP_S = 1.0
+# How much of a failed tool's output is kept for a collector to read (ppu-smi's refusals).
+_KEEP_OUTPUT = 64 * 1024
 # Reported memory further than this from the catalog's is worth a warning: usable memory is a
 # little under the nominal size (a 24 GiB 310P reports 21534 MiB), a different part is not.
 _MEM_TOLERANCE = 0.2
 
 log = logging.getLogger("fleetops.agent.smi")
+
+
+class ToolExitError(CollectorError):
+    """The tool ran and failed; `output` is what it said (stderr, then stdout), for callers
+    that can act on it, e.g. a query refused for one field."""
+
+    def __init__(self, message: str, output: str) -> None:
+        super().__init__(message)
+        self.output = output
 
 
 def run_tool(tool: str, path: str, args: Sequence[str], timeout_s: float) -> str:
@@ -62,7 +73,8 @@ def run_tool(tool: str, path: str, args: Sequence[str], timeout_s: float) -> str
             else f"exited with status {proc.returncode}"
         )
         detail = _first_line(err) or _first_line(out)
-        raise CollectorError(f"{tool}: {status}" + (f": {detail}" if detail else ""))
+        said = (err[:_KEEP_OUTPUT] + b"\n" + out[:_KEEP_OUTPUT]).decode("utf-8", errors="replace")
+        raise ToolExitError(f"{tool}: {status}" + (f": {detail}" if detail else ""), said)
     return out.decode("utf-8", errors="replace")
 
 
@@ -125,12 +137,16 @@ class SmiCollector(Collector):
     def tool(self) -> str:
         return self.tool_default or self.name
 
+    def run(self, path: str) -> str:
+        """The tool's output for one reading (a collector may retry with other arguments)."""
+        return run_tool(self.tool, path, self.tool_args, self.options.smi_timeout_s)
+
     def read(self) -> ToolReading:
         """One run of the tool, parsed; CollectorError for any failure."""
         path = self.tool_path(self.options)
         if not path:
             raise CollectorError(f"{self.tool}: no tool path configured")
-        text = run_tool(self.tool, path, self.tool_args, self.options.smi_timeout_s)
+        text = self.run(path)
         try:
             reading = self.parse(text)
         except ParseError as exc:
