@@ -13,9 +13,10 @@ The fields asked for, checked against T-Head's PPU-SMI manual as Alibaba Cloud p
 English editions): its `--help-query-ppu` listing names `timestamp`, `driver_version`,
 `count`, `name`, `serial`, `uuid`, `pci.bus_id`, and its examples query `index`,
 `compute_mode`, `memory.total` and `memory.used`; the listing is elided there, so the
-utilization, temperature and power fields are confirmed only by tools that query real PPUs
-(zstack-utility's Alibaba vendor plugin: `utilization.ppu`, `temperature.ppu`, `power.draw`,
-`power.limit`, `utilization.memory`). `health` appears in no source at all. And ppu-smi, like
+utilization, temperature and power fields are confirmed only by tools that query real PPUs:
+yunionio/telegraf's ppusmi input (plugins/inputs/ppusmi) asks for `utilization.ppu`,
+`utilization.memory`, `temperature.ppu` and `power.draw`, and zstack-utility's zstacklib
+Alibaba vendor for `power.limit`. `health` appears in no source at all. And ppu-smi, like
 nvidia-smi, rejects the whole query for one name a release does not know, while releases
 differ in `utilization.ppu` vs `utilization.gpu` (yunionio/telegraf's ppusmi input retries
 with the other spelling). So the collector degrades field by field: `rejected_field` reads
