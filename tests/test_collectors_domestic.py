@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.collectors import smi
 from agents.collectors.ascend import AscendCollector
 from agents.collectors.base import CollectorError, CollectorOptions
 from agents.collectors.dcu import DcuCollector
@@ -60,16 +61,16 @@ CASES = [
     ),
     pytest.param(
         AscendCollector, "npu_smi_310p.txt", "FLEETOPS_NPU_SMI", "23.0.0", 3,
-        dict(uuid="npu-9-0", index=2, model="310P3", power_w=None, temp_c=61.0,
+        dict(uuid="npu-9-0", index=2, model="310P", power_w=None, temp_c=61.0,
              mem_used_mib=1529.0, mem_total_mib=44280.0, vendor_health="Alarm"),
         [],
-        id="ascend-310p-not-in-catalog",
+        id="ascend-310p",
     ),
     pytest.param(
         AscendCollector, "npu_smi_single_npu2.txt", "FLEETOPS_NPU_SMI", "24.1.rc2", 1,
-        dict(uuid="npu-2-0", index=0, model="910B", mem_total_mib=32768.0),
+        dict(uuid="npu-2-0", index=0, model="910B4", mem_total_mib=32768.0),
         [(301144, "python", 2048.0)],
-        id="ascend-single-npu-2",
+        id="ascend-single-npu-2-is-a-32gib-910b4",
     ),
     pytest.param(
         PpuCollector, "ppu_smi.csv", "FLEETOPS_PPU_SMI", "1.5.2", 4,
@@ -336,3 +337,124 @@ def test_probe_finds_the_tool_by_default_name_on_path(
 def test_registry_names_the_domestic_collectors(name: str, cls: type[SmiCollector]) -> None:
     assert collector_class(name) is cls
     assert cls.name == name
+
+
+# --- real captures through the collectors: catalog entry by printed name, reported memory -------
+
+REAL = DATA / "real" / "npu-smi"
+
+
+@pytest.fixture
+def fresh_memory_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(smi, "_MEM_WARNED", set())
+
+
+@pytest.mark.parametrize(
+    ("capture", "model", "mem_mib", "warned"),
+    [
+        pytest.param("910b4-24.1.rc1-fastllm-docs.txt", "910B4", 32768.0, False, id="910b4"),
+        pytest.param("910prob-24.1.0-eight-npus-vllm-ascend-1047.txt", "910", 32768.0, False,
+                     id="910prob-first-generation"),
+        pytest.param("910a-21.0.4-paddle-inference-docs.txt", "910", 32768.0, False, id="910a"),
+        pytest.param("910b3-26.1.0-process-id-in-container-no-root-manager.txt", "910B",
+                     65536.0, False, id="910b3"),
+        pytest.param("a3-ascend910-25.2.0-phy-id-nputop.txt", "910_93", 65536.0, False,
+                     id="a3"),
+        pytest.param("310-21.0.3.1-digits-only-name-mindxsdk.txt", "310", 8192.0, False,
+                     id="310"),
+        pytest.param("310p3-22.0.2-tool-22.0.0-modelzoo-cgan.txt", "310P", 21534.0, False,
+                     id="310p-pro-within-tolerance"),
+        pytest.param("310p3-24.1.0.1-duo-hugepages-nputop.txt", "310P", 44280.0, True,
+                     id="310p-duo-48gib-chips"),
+        pytest.param("310b4-23.0.0-no-process-table-nputop.txt", "310B", 15609.0, True,
+                     id="310b-board-variant"),
+    ],
+)
+def test_catalog_entry_by_printed_name_and_reported_memory_wins(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, fresh_memory_warnings: None,
+    capture: str, model: str, mem_mib: float, warned: bool,
+) -> None:
+    tool = cat(tmp_path, (REAL / capture).read_text())
+    collector = AscendCollector(CollectorOptions(smi_path=str(tool)))
+    with caplog.at_level("WARNING", logger="fleetops.agent.smi"):
+        hello, report = round_trip(collector)
+        collector.open()  # a second hello: the same mismatch is not said again
+    assert {d.model for d in hello.devices} == {s.model for s in report.devices} == {model}
+    assert hello.devices[0].mem_total_mib == report.devices[0].mem_total_mib == mem_mib
+    messages = [r.getMessage() for r in caplog.records]
+    if warned:
+        assert len(messages) == 1
+        assert f"reports {int(mem_mib)} MiB but the catalog's {model} has" in messages[0]
+    else:
+        assert messages == []
+
+
+# --- ppu-smi: a field a release does not know degrades to null ------------------------------------
+
+PPU_CSV = (
+    'fields=$(printf "%s" "$1" | sed "s/^--query-ppu=//")\n'
+    'echo "$fields" >> {calls}\n'
+    "{refuse}\n"
+    'echo "index, uuid, name, pci.bus_id, memory.used [MiB], memory.total [MiB], '
+    'utilization.gpu [%]"\n'
+    'echo "0, PPU-1, PPU-ZW810E, 00000000:3B:00.0, 512, 98304, 7"\n'
+)
+
+
+def ppu_tool(tmp_path: Path, refuse: str) -> tuple[Path, Path]:
+    calls = tmp_path / "calls"
+    body = PPU_CSV.format(calls=shlex.quote(str(calls)), refuse=refuse)
+    return fake_tool(tmp_path, body), calls
+
+
+def test_ppu_refused_field_is_dropped_once_and_remembered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tool, calls = ppu_tool(tmp_path, 'case "$fields" in *health*) echo \'Field "health" is not '
+                                     "a valid field to query.' >&2; exit 2;; esac")
+    collector = PpuCollector(CollectorOptions(smi_path=str(tool)))
+    with caplog.at_level("WARNING", logger="fleetops.agent.ppu"):
+        collector.open()
+        sample = collector.sample(1.0)[0]
+    runs = calls.read_text().split()
+    assert len(runs) == 3  # refused, retried without it, then straight to the narrower query
+    assert "health" in runs[0] and "health" not in runs[1] and runs[1] == runs[2]
+    assert sample.vendor_health is None and sample.mem_used_mib == 512.0
+    assert [r.getMessage() for r in caplog.records] == [
+        "ppu-smi: this release refuses field 'health'; it is reported as null"]
+
+
+def test_ppu_refused_spelling_is_swapped_for_the_other_one(tmp_path: Path) -> None:
+    tool, calls = ppu_tool(tmp_path, 'case "$fields" in *utilization.ppu*) echo \'Field '
+                                     '"utilization.ppu" is not a valid field to query.\' >&2; '
+                                     "exit 2;; esac")
+    sample = PpuCollector(CollectorOptions(smi_path=str(tool))).sample(1.0)[0]
+    runs = calls.read_text().split()
+    assert "utilization.gpu" in runs[1] and "utilization.ppu" not in runs[1]
+    assert sample.util_pct == 7.0
+
+
+def test_ppu_refusal_naming_no_field_falls_back_to_the_documented_fields(tmp_path: Path) -> None:
+    tool, calls = ppu_tool(tmp_path, 'case "$fields" in *power*) echo "Invalid field in query" '
+                                     ">&2; exit 2;; esac")
+    sample = PpuCollector(CollectorOptions(smi_path=str(tool))).sample(1.0)[0]
+    runs = calls.read_text().split()
+    assert runs[1] == "index,uuid,name,pci.bus_id,driver_version,memory.used,memory.total"
+    assert sample.mem_total_mib == 98304.0 and sample.power_w is None
+
+
+@pytest.mark.parametrize(
+    "refuse",
+    [
+        pytest.param('echo "Failed to initialize HGML: Driver Not Loaded" >&2; exit 9',
+                     id="not-a-refusal"),
+        pytest.param("echo 'Field \"index\" is not a valid field to query.' >&2; exit 2",
+                     id="the-index-itself"),
+    ],
+)
+def test_ppu_other_failures_are_not_retried(tmp_path: Path, refuse: str) -> None:
+    tool, calls = ppu_tool(tmp_path, refuse)
+    with pytest.raises(CollectorError) as caught:
+        PpuCollector(CollectorOptions(smi_path=str(tool))).sample(1.0)
+    assert str(caught.value).startswith("ppu-smi: exited with status")
+    assert len(calls.read_text().split()) == 1

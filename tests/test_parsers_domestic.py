@@ -1,4 +1,6 @@
-"""The domestic SMI parsers: captures in tests/data, and hostile output that must not pass."""
+"""The domestic SMI parsers: documented layouts in tests/data, the layout variations real nodes
+print (tests/data/real, checked value by value in test_real_captures.py), version drift that must
+not stop a collector, and hostile output that must not pass."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.parsers import cnmon, hy_smi, npu_smi, ppu_smi
+from agents.parsers import cnmon, drift, hy_smi, npu_smi, ppu_smi
 from agents.parsers.errors import ParseError, neutralise
 from agents.parsers.readings import ToolReading, clean_text
 
 DATA = Path(__file__).parent / "data"
+REAL = DATA / "real"
 Parser = Callable[[str], ToolReading]
 
 PARSERS: dict[str, Parser] = {
@@ -36,8 +39,18 @@ def read(name: str) -> str:
     return (DATA / name).read_text()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_drift_warnings() -> None:
+    drift.reset()
+
+
 def lines(name: str, stop: int) -> str:
     return "\n".join(read(name).split("\n")[:stop]) + "\n"
+
+
+def without_line(name: str, no: int) -> str:
+    rows = read(name).split("\n")
+    return "\n".join(rows[: no - 1] + rows[no:])
 
 
 # --- captures ---------------------------------------------------------------------------------
@@ -167,6 +180,143 @@ def test_ppu_smi_no_devices_message_is_an_empty_reading() -> None:
     assert ppu_smi.parse("No devices were found\n").devices == []
 
 
+# --- layouts real nodes print, and version drift ------------------------------------------------
+
+WARNS = "fleetops.agent.parsers"
+
+
+def real(tool: str, name: str) -> str:
+    return (REAL / tool / name).read_text()
+
+
+def test_npu_smi_device_table_without_process_table_is_complete() -> None:
+    # 310B on 23.0.x and 310/910A on 20.x/21.x print no process table: not truncation.
+    devices = npu_smi.parse(lines("npu_smi_910b.txt", 30)).devices
+    assert len(devices) == 8
+    assert all(d.processes is None for d in devices)
+    assert devices[6].mem_used_mib == 61728.0
+
+
+def test_npu_smi_name_of_digits_only_is_a_model_name_not_an_id_column() -> None:
+    device = npu_smi.parse(real("npu-smi", "310-21.0.3.1-digits-only-name-mindxsdk.txt")).devices[0]
+    assert (device.name, device.uuid, device.power_w, device.mem_total_mib) == (
+        "310", "npu-0-0", 12.8, 8192.0)
+
+
+def test_npu_smi_unknown_columns_are_ignored_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = real("npu-smi", "910b3-26.1.0-process-id-in-container-no-root-manager.txt")
+    plain = npu_smi.parse(text)
+    wider = (text.replace("HBM-Usage(MB)           |", "HBM-Usage(MB) NPU-Util(%)|")
+             .replace("| Process id in container |", "| Process id in container | Priority |")
+             .replace("| NA                      |", "| NA                      | 0        |"))
+    with caplog.at_level("WARNING", logger=WARNS):
+        assert npu_smi.parse(wider) == plain
+        assert npu_smi.parse(wider) == plain
+    warnings = " / ".join(r.getMessage() for r in caplog.records)
+    # Each unknown column is named once, however often the output is read.
+    assert warnings.count("'NPU-Util(%)'") == 1 and warnings.count("'Priority'") == 1
+    assert warnings.startswith("npu-smi: ignoring columns")
+
+
+def test_npu_smi_known_layouts_raise_no_drift_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger=WARNS):
+        for capture in sorted((REAL / "npu-smi").iterdir()):
+            npu_smi.parse(capture.read_text())
+        for capture in sorted((REAL / "cnmon").iterdir()):
+            cnmon.parse(capture.read_text())
+    assert caplog.records == []
+
+
+def test_hy_smi_missing_commas_are_repaired_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = real("hy-smi", "bw-missing-commas-mib-keys-llm-monitor.json")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    with caplog.at_level("WARNING", logger=WARNS):
+        first, second = hy_smi.parse(text), hy_smi.parse(text)
+    assert first == second and len(first.devices) == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("missing" in m for m in messages) == 1
+    # The clock and PCIe fields this collector does not read: named once, never an error.
+    assert sum("ignoring fields" in m for m in messages) == 1
+    assert "'fclk clock speed'" in next(m for m in messages if "ignoring fields" in m)
+
+
+def test_hy_smi_vram_unit_is_read_from_the_key() -> None:
+    for unit, total, used in (("B", "34359738368", "272629760"), ("MiB", "32768", "260"),
+                              ("GiB", "32", "0.25390625")):
+        doc = {"card0": {f"vram Total Memory ({unit})": total,
+                         f"vram Total Used Memory ({unit})": used}}
+        device = hy_smi.parse(json.dumps(doc)).devices[0]
+        assert (device.mem_total_mib, device.mem_used_mib) == (32768.0, 260.0)
+
+
+def test_hy_smi_bus_id_with_a_serial_appended() -> None:
+    # As zstack-utility's Haiguang tests record hy-smi printing it.
+    doc = {"card0": {"PCI Bus": "0000:06:00.0 --> SN: TRCW390010030401", "HCU use (%)": "3.0"}}
+    device = hy_smi.parse(json.dumps(doc)).devices[0]
+    assert (device.pci_bus_id, device.uuid, device.util_pct) == (
+        "0000:06:00.0", "dcu-0000:06:00.0", 3.0)
+
+
+def test_hy_smi_driver_version_printed_per_card() -> None:
+    doc = {"card0": {"Driver version": "6.1.0", "HCU use (%)": "10"}}
+    assert hy_smi.parse(json.dumps(doc)).driver_version == "6.1.0"
+
+
+def test_cnmon_4x_driver_version_comes_from_the_card_row() -> None:
+    reading = cnmon.parse(real("cnmon", "mlu370-x4-4.20.11-inited-driver-columns-paddle-docs.txt"))
+    assert reading.driver_version == "4.20.11"
+    assert [d.pci_bus_id for d in reading.devices] == [None, None, None]
+
+
+def test_ppu_smi_bracketed_values_are_null_not_errors() -> None:
+    text = ("index, name, utilization.ppu [%], memory.used [MiB], power.draw [W], health\n"
+            "0, PPU-ZW810E, [Unknown Error], [Not Supported], [N/A], [Not Supported]\n")
+    device = ppu_smi.parse(text).devices[0]
+    assert (device.util_pct, device.mem_used_mib, device.power_w, device.health) == (
+        None, None, None, None)
+    assert device.name == "PPU-ZW810E"
+
+
+def test_ppu_smi_unknown_columns_are_ignored_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = "index, clocks.current.cu [MHz], memory.total [MiB]\n0, 1500, 98304\n"
+    with caplog.at_level("WARNING", logger=WARNS):
+        ppu_smi.parse(text)
+        device = ppu_smi.parse(text).devices[0]
+    assert device.mem_total_mib == 98304.0
+    assert len(caplog.records) == 1 and "'clocks.current.cu'" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        pytest.param('Field "health" is not a valid field to query.', "health", id="nvidia-style"),
+        pytest.param("ERROR: unknown field utilization.ppu in --query-ppu", "utilization.ppu",
+                     id="unquoted"),
+        pytest.param("Invalid combination of input arguments", None, id="names-no-field"),
+        pytest.param('Field "frobnicate" is not a valid field to query.', None,
+                     id="not-one-we-asked-for"),
+        pytest.param("Failed to initialize HGML: Driver Not Loaded", None, id="not-a-refusal"),
+        pytest.param("unknown field: memory.used or memory.total", None, id="ambiguous"),
+    ],
+)
+def test_ppu_smi_reads_which_field_a_query_refused(message: str, field: str | None) -> None:
+    assert ppu_smi.rejected_field(message, ppu_smi.FIELDS) == field
+
+
+def test_ppu_smi_fields_asked_for_are_documented_or_degrade() -> None:
+    # What the manual does not name may be refused by a release; only these may never go.
+    assert set(ppu_smi.DOCUMENTED) <= set(ppu_smi.FIELDS)
+    assert ppu_smi.ESSENTIAL.issubset(ppu_smi.DOCUMENTED)
+    assert ppu_smi.args(["index", "name"]) == ("--query-ppu=index,name", "--format=csv,nounits")
+
+
 # --- hostile output ---------------------------------------------------------------------------
 
 GARBAGE = bytes(range(256)).decode("utf-8", errors="replace") * 3 + "\n\x00\x1b[2J\xff"
@@ -193,7 +343,26 @@ HOSTILE = [
     pytest.param("hy-smi", "{}", id="hy-smi-empty-object"),
     pytest.param("npu-smi", read("npu_smi_910b.txt")[:700], id="npu-smi-cut-mid-row"),
     pytest.param("npu-smi", lines("npu_smi_910b.txt", 10), id="npu-smi-npu-row-without-chip"),
-    pytest.param("npu-smi", lines("npu_smi_910b.txt", 29), id="npu-smi-no-process-table"),
+    pytest.param("npu-smi", lines("npu_smi_910b.txt", 29), id="npu-smi-cut-after-a-chip-row"),
+    pytest.param("npu-smi", lines("npu_smi_910b.txt", 28), id="npu-smi-cut-after-an-npu-row"),
+    pytest.param(
+        "npu-smi", (REAL / "npu-smi" / "a3-ascend910-24.1.rc3.7-sixteen-chips-vllm-ascend-2971.txt")
+        .read_text()[:3000], id="npu-smi-real-capture-cut-mid-row",
+    ),
+    pytest.param("npu-smi", without_line("npu_smi_910b.txt", 7),
+                 id="npu-smi-chip-row-before-any-npu-row"),
+    pytest.param(
+        "npu-smi", read("npu_smi_910b.txt").replace("36                0    / 0", " " * 26, 1),
+        id="npu-smi-npu-row-with-one-value",
+    ),
+    pytest.param(
+        "npu-smi", read("npu_smi_910b.txt").replace("| Process memory(MB)      |", "| Memory |"),
+        id="npu-smi-process-header-without-memory-column",
+    ),
+    pytest.param("hy-smi", '{"card0": {"DCU use (%)": 1 "VRAM Total Memory (B)": "1"}}',
+                 id="hy-smi-missing-comma-after-a-number-is-not-repaired"),
+    pytest.param("hy-smi", '{"card0": {"DCU use (%)": "1" "VRAM"}}',
+                 id="hy-smi-missing-comma-before-a-non-key-is-not-repaired"),
     pytest.param("npu-smi", lines("npu_smi_910b.txt", 31)[:-20], id="npu-smi-cut-in-processes"),
     pytest.param("ppu-smi", read("ppu_smi.csv")[:400], id="ppu-smi-cut-mid-row"),
     pytest.param("cnmon", lines("cnmon_590.txt", 11), id="cnmon-card-row-without-second"),

@@ -8,6 +8,7 @@ failure becomes one CollectorError line naming the tool. Parsing lives in `agent
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -24,6 +25,22 @@ from agents.wire import MAX_DEVICES, MAX_PROCESSES, DeviceInfo, DeviceSample, Pr
 
 # Seconds to wait for a killed tool to be reaped; one stuck in the kernel is left behind.
 _REAP_S = 1.0
+# How much of a failed tool's output is kept for a collector to read (ppu-smi's refusals).
+_KEEP_OUTPUT = 64 * 1024
+# Reported memory further than this from the catalog's is worth a warning: usable memory is a
+# little under the nominal size (a 24 GiB 310P reports 21534 MiB), a different part is not.
+_MEM_TOLERANCE = 0.2
+
+log = logging.getLogger("fleetops.agent.smi")
+
+
+class ToolExitError(CollectorError):
+    """The tool ran and failed; `output` is what it said (stderr, then stdout), for callers
+    that can act on it, e.g. a query refused for one field."""
+
+    def __init__(self, message: str, output: str) -> None:
+        super().__init__(message)
+        self.output = output
 
 
 def run_tool(tool: str, path: str, args: Sequence[str], timeout_s: float) -> str:
@@ -56,7 +73,8 @@ def run_tool(tool: str, path: str, args: Sequence[str], timeout_s: float) -> str
             else f"exited with status {proc.returncode}"
         )
         detail = _first_line(err) or _first_line(out)
-        raise CollectorError(f"{tool}: {status}" + (f": {detail}" if detail else ""))
+        said = (err[:_KEEP_OUTPUT] + b"\n" + out[:_KEEP_OUTPUT]).decode("utf-8", errors="replace")
+        raise ToolExitError(f"{tool}: {status}" + (f": {detail}" if detail else ""), said)
     return out.decode("utf-8", errors="replace")
 
 
@@ -83,6 +101,9 @@ def _bounded(value: float | None, lo: float, hi: float) -> float | None:
     # The wire rejects the whole frame for one bad number; a garbage reading becomes
     # "cannot report" instead (NaN fails the comparison too).
     return value if value is not None and lo <= value <= hi else None
+
+
+_MEM_WARNED: set[str] = set()  # catalog entries a memory mismatch was logged for
 
 
 class SmiCollector(Collector):
@@ -116,12 +137,16 @@ class SmiCollector(Collector):
     def tool(self) -> str:
         return self.tool_default or self.name
 
+    def run(self, path: str) -> str:
+        """The tool's output for one reading (a collector may retry with other arguments)."""
+        return run_tool(self.tool, path, self.tool_args, self.options.smi_timeout_s)
+
     def read(self) -> ToolReading:
         """One run of the tool, parsed; CollectorError for any failure."""
         path = self.tool_path(self.options)
         if not path:
             raise CollectorError(f"{self.tool}: no tool path configured")
-        text = run_tool(self.tool, path, self.tool_args, self.options.smi_timeout_s)
+        text = self.run(path)
         try:
             reading = self.parse(text)
         except ParseError as exc:
@@ -149,13 +174,15 @@ class SmiCollector(Collector):
 
     def model_of(self, name: str) -> tuple[str, catalog.ModelSpec | None]:
         """Catalog key for a tool's model name, when it is this vendor's; else the name."""
-        spec = catalog.find(name)
+        spec = catalog.find_printed(name)
         if spec is not None and spec.vendor == self.vendor:
             return spec.model, spec
         return clean_text(name) or "unknown", None
 
     def device_info(self, d: DeviceReading) -> DeviceInfo:
         model, spec = self.model_of(d.name)
+        if spec is not None:
+            self.check_memory(d, spec)
         return DeviceInfo(
             uuid=d.uuid,
             index=d.index,
@@ -171,6 +198,19 @@ class SmiCollector(Collector):
             slowdown_temp_c=spec.slowdown_temp_c if spec else None,
             shutdown_temp_c=spec.shutdown_temp_c if spec else None,
         )
+
+    def check_memory(self, d: DeviceReading, spec: catalog.ModelSpec) -> None:
+        """Warn (once per catalog entry) when a device reports memory its catalog entry does
+        not have. The reported size is what goes on the wire; the catalog is only a default."""
+        reported = d.mem_total_mib
+        if not reported or abs(reported - spec.mem_mib) <= _MEM_TOLERANCE * spec.mem_mib:
+            return
+        if spec.model in _MEM_WARNED:
+            return
+        _MEM_WARNED.add(spec.model)
+        log.warning("%s: %s reports %d MiB but the catalog's %s has %d MiB; using the reported "
+                    "size (agents/data/devices.toml may need an entry for this part)", self.tool,
+                    neutralise(d.name, 40), round(reported), spec.model, spec.mem_mib)
 
     def device_sample(self, d: DeviceReading) -> DeviceSample:
         processes = [

@@ -6,8 +6,10 @@ cnmon 5.x (DOMAIN.md 4.2):
     | Fan   Temp      Pwr:Usage/Cap |         Memory-Usage | SR-IOV   Compute-Mode |
     | 0     /   MLU370-X8    v1.1.6 |         0000:39:00.0 | 0%                N/A |
     |  0%   32C        106 W/ 250 W |     0 MiB/ 23374 MiB | N/A           Default |
-cnmon 4.x prints `Inited` where 5.x has Bus-Id, `vMemory-Usage`, and the driver version in
-the cell where 5.x has SR-IOV. cnmon has no health column (that is `cnmon info`), so
+cnmon 4.x prints `Inited` where 5.x has Bus-Id and `vMemory-Usage` where 5.x has SR-IOV; the
+driver version is then in the card row, under `Inited  Driver` (`On  v4.20.11`), as real 4.x
+output shows (tests/data/real/cnmon; sources in SOURCES.md). 5.10.22 and later print `Mode`
+(`FULL`) where older 5.x print `SR-IOV`. cnmon has no health column (that is `cnmon info`), so
 `health` stays None. The device index is the row order, which is the card number on a host
 without SR-IOV VF rows; the uuid is `mlu-<bus id>` (plus `-vf<n>` for a VF), or
 `mlu-<card>` where the layout prints no bus id.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+from agents.parsers import drift
 from agents.parsers.errors import ParseError
 from agents.parsers.readings import (
     DeviceReading,
@@ -43,6 +46,12 @@ _PROCESS = re.compile(
     rf"(\d+)\s+(?:/|\d+)\s+(\d+)\s+(?:(.*?)\s+)?({_NUM})\s*(MiB|MB|GiB)?"
 )
 _NO_PROCS = re.compile(r"No running processes found", re.IGNORECASE)
+# Header words of the layouts above; others are version drift, read past with a warning.
+_HEADER_WORDS = {
+    "Card", "VF", "Name", "Firmware", "Bus-Id", "Inited", "Driver", "Util", "Ecc-Error",
+    "Fan", "Temp", "Pwr:Usage/Cap", "Memory-Usage", "vMemory-Usage", "SR-IOV", "Mode",
+    "Compute-Mode",
+}
 
 
 def _mib(value: str, unit: str | None) -> float | None:
@@ -54,7 +63,8 @@ class _Table:
     def __init__(self) -> None:
         self.section = "top"  # -> header -> cards -> processes
         self.has_bus = False
-        self.driver_col = False
+        self.driver_col = False  # 4.x documented layout: driver in the second row's last cell
+        self.driver_in_card_row = False  # real 4.x: `Inited  Driver` in the first row
         self.card: tuple[int, int | None, str, str | None, float | None] | None = None
         self.reading = ToolReading()
         self.by_card: dict[int, DeviceReading] = {}
@@ -67,6 +77,8 @@ class _Table:
                     self.reading.driver_version = clean_text(version.group(1))
             elif len(cells) == 3 and cells[0].startswith("Card"):
                 self.has_bus = "Bus-Id" in cells[1]
+                self.driver_in_card_row = "Driver" in cells[1].split()
+                drift.note_unknown(TOOL, "columns", set(" ".join(cells).split()) - _HEADER_WORDS)
                 self.section = "header"
             else:
                 raise ParseError(TOOL, no, line, "expected the cnmon 'Card VF Name' header")
@@ -74,6 +86,7 @@ class _Table:
             if len(cells) != 3 or not cells[0].startswith("Fan"):
                 raise ParseError(TOOL, no, line, "expected the 'Fan Temp Pwr' header row")
             self.driver_col = "Driver" in cells[2]
+            drift.note_unknown(TOOL, "columns", set(" ".join(cells).split()) - _HEADER_WORDS)
             self.section = "cards"
         elif self.section == "cards":
             self._card_row(no, line, cells)
@@ -103,6 +116,9 @@ class _Table:
         if not m:
             raise ParseError(TOOL, no, line, "expected a card row 'Card VF Name Firmware'")
         bus = cells[1] if self.has_bus and _BUS_ID.fullmatch(cells[1]) else None
+        inited = cells[1].split()
+        if self.driver_in_card_row and len(inited) >= 2 and self.reading.driver_version is None:
+            self.reading.driver_version = clean_text(inited[-1].removeprefix("v"))
         util = cells[2].split()[0] if cells[2] else ""
         vf = None if m.group(2) == "/" else index(m.group(2))
         self.card = (index(m.group(1)), vf, clean_text(m.group(3)), bus, number(util, ("%",)))

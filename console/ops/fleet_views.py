@@ -22,7 +22,13 @@ def _catalog_key(model: str) -> str:
 
 
 def _model_and_memory(node: NodeState | None) -> tuple[str | None, int, int]:
-    """(catalog model, device count, MiB per device) from the hello, else the latest samples."""
+    """(catalog model, device count, MiB per device) from the hello, else the latest samples.
+
+    Memory is what the devices report: the catalog is told apart by the printed name, and one
+    name can still cover parts of several sizes (a 310P chip has 24 or 48 GiB), so the catalog's
+    `mem_mib` is only the fallback for devices that report none. The smallest device decides
+    what a job can count on.
+    """
     if node is None:
         return None, 0, 0
     devices = list(node.devices_info) or list(node.samples)
@@ -31,13 +37,12 @@ def _model_and_memory(node: NodeState | None) -> tuple[str | None, int, int]:
     # A node is one model in practice; the most common one wins if an agent reports a mix.
     raw = Counter(d.model for d in devices).most_common(1)[0][0]
     model = _catalog_key(raw)
-    spec = catalog.find(raw)
-    if spec is not None:
-        mem = spec.mem_mib
+    sizes = [d.mem_total_mib for d in devices if d.mem_total_mib]
+    if sizes:
+        mem = int(min(sizes))
     else:
-        # Unknown to the catalog: the smallest device decides what a job can count on.
-        sizes = [d.mem_total_mib for d in devices if d.mem_total_mib]
-        mem = int(min(sizes)) if sizes else 0
+        spec = catalog.find(raw)
+        mem = spec.mem_mib if spec is not None else 0
     return model, len(devices), mem
 
 
