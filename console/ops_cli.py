@@ -100,6 +100,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         r.add_argument("plan_id", type=int, metavar="ID")
         r.add_argument("--yes", action="store_true")
         r.add_argument("--json", action="store_true")
+        r.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
+                       help="how long nodes get to answer when re-planning (default 10)")
 
     j = sub.add_parser("jobs", help="jobs and where they run")
     j.add_argument("--pool", choices=["nvidia", "domestic"])

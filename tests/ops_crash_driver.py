@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -83,7 +84,7 @@ def snapshot(engine: EmbeddedEngine) -> dict:
     return {"jobs": jobs, "nodes": nodes}
 
 
-ACTOR = Actor("ops", 1000, None, "crash-host", 0)
+ACTOR = Actor("ops", 1000, None, socket.gethostname(), 0)
 
 
 class CrashingExecutor(Executor):

@@ -126,3 +126,64 @@ def test_controller_stopped_halfway_is_partial_and_the_plan_resumes(slurm, fleet
     r = fo(slurm, fleet_inventory, "plan", "resume", str(pending[0]["id"]), "--yes")
     assert r.returncode == 0, r.stdout + r.stderr
     slurm.wait_for("job on gpu02", lambda: running_on(slurm, job) == "gpu02", timeout=30)
+
+
+# -- two operators at once, on Slurm -----------------------------------------------------------
+
+
+def without_guardrails(inv: Path) -> Path:
+    """Both nvidia nodes out at once is what the guardrails exist to stop; these cases are
+    about the race, so the limits are off."""
+    text = inv.read_text() + ("\n[policy]\nmax_out_of_service_share = 1.0\n"
+                              "max_nodes_per_window = 0\n")
+    out = inv.with_name("inventory-no-guardrails.toml")
+    out.write_text(text)
+    return out
+
+
+def test_drains_at_once_whose_jobs_go_to_each_others_node(slurm, fleet_inventory):
+    inv = without_guardrails(fleet_inventory)
+    one = slurm.sbatch(SLEEP, "gpu", "gpu:2", extra=(COMMENT, "-w", "gpu01"))
+    two = slurm.sbatch(SLEEP, "gpu", "gpu:2", extra=(COMMENT, "-w", "gpu02"))
+    slurm.wait_for("jobs running", lambda: running_on(slurm, one) and running_on(slurm, two))
+    for node, other in (("gpu01", "gpu02"), ("gpu02", "gpu01")):
+        plan = json.loads(fo(slurm, inv, "plan", "drain", node, "--json").stdout)
+        assert plan["steps"][1]["target"][0]["node"] == other
+    env = {**os.environ, **slurm.env}
+    procs = [subprocess.Popen([FLEETOPS, "--inventory", str(inv), "drain", node, "--yes",
+                               "--reason", "xid 79"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env)
+             for node in ("gpu01", "gpu02")]
+    outs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    live = {str(j["job_id"]): j for j in slurm.squeue()}
+    assert {one, two} <= set(live)  # nothing lost: the CUDA jobs have nowhere else to go
+    for job in (one, two):
+        assert live[job]["nodes"] in ("", None) or live[job]["job_state"] != "RUNNING", live[job]
+    sinfo = slurm.sinfo()
+    assert all("DRAIN" in sinfo[n]["state_flags"] for n in ("gpu01", "gpu02"))
+    assert fo(slurm, inv, "audit", "verify").returncode == 0
+
+
+def test_a_move_confirmed_after_its_target_was_drained_on_slurm(slurm, fleet_inventory):
+    from demo_cli import Terminal
+
+    job = slurm.sbatch(SLEEP, "gpu", "gpu:2", extra=(
+        "--comment=runtime=portable mem_per_device_mib=1024", "-w", "gpu01"))
+    slurm.wait_for("job running", lambda: running_on(slurm, job))
+    plan = json.loads(fo(slurm, fleet_inventory, "plan", "move", job, "--to-pool", "domestic",
+                         "--json").stdout)
+    target = plan["steps"][0]["target"][0]["node"]
+    other = "npu02" if target == "npu01" else "npu01"
+    term = Terminal([FLEETOPS, "--inventory", str(fleet_inventory), "move", job, "--to-pool",
+                     "domestic", "--reason", "free the H100s"], env={**os.environ, **slurm.env})
+    term.read_until("[y/N]")
+    # Another operator drains the target with scontrol, outside fleetops.
+    slurm.run("scontrol", "update", f"NodeName={target}", "State=DRAIN", "Reason=RMA")
+    term.type("y")
+    again = term.read_until("[y/N]")
+    assert "The fleet changed since this plan was made" in again and target in again
+    term.type("y")
+    status, rest = term.finish(timeout=180)
+    assert status == 0, rest
+    slurm.wait_for("job on the other node", lambda: running_on(slurm, job) == other, timeout=30)

@@ -153,3 +153,9 @@ def test_every_sim_frame_round_trips_the_wire():
 def test_catalog_matches_vendor_names_by_whole_model(text, model):
     found = catalog.find(text)
     assert (found.model if found else None) == model
+
+
+@pytest.mark.parametrize("model", ["910", "310P"])
+def test_a_model_without_power_or_thermal_figures_is_refused_in_one_line(model):
+    with pytest.raises(CollectorError, match=f"model {model} has no power or thermal figures"):
+        SimCollector(CollectorOptions(sim_model=model))

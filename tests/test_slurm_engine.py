@@ -568,3 +568,85 @@ def test_typed_move_cut_short_before_cancel(slurm: SlurmCluster, engine: SlurmEn
     assert engine.moved == {old: new}
     running(slurm, new)
     assert [j.id for j in engine.jobs()] == [new]
+
+
+# --- team safety: placements on closed nodes -----------------------------------------------
+
+PORTABLE = "--comment=runtime=portable mem_per_device_mib=1024"
+
+
+@pytest.mark.slurm
+def test_a_move_onto_a_drained_node_is_refused_before_anything_changes(
+        slurm: SlurmCluster, engine: SlurmEngine) -> None:
+    from console.ops.engines.base import EngineRefused
+
+    job = slurm.sbatch(SLEEP, "gpu", "gpu:2", extra=("-w", "gpu01", PORTABLE))
+    running(slurm, job)
+    slurm.run("scontrol", "update", "NodeName=npu01", "State=DRAIN", "Reason=RMA do not use")
+    with pytest.raises(EngineRefused, match=r"npu01 is drained \(RMA do not use\)"):
+        engine.move(job, (Placement("npu01", (0, 1)),), "domestic")
+    assert slurm.job_state(job) == "RUNNING" and engine.job(job).placement[0].node == "gpu01"
+    assert slurm.squeue()[0]["admin_comment"] == ""  # no move was begun
+
+
+class DrainBefore:
+    """Another operator drains `node` (scontrol, outside fleetops) just before the first
+    command matching `when`: after the engine's own look, in the middle of a move."""
+
+    def __init__(self, slurm: SlurmCluster, inner: LocalRunner, node: str,
+                 when: Callable[[list[str]], bool]) -> None:
+        self.slurm, self.inner, self.node, self.when, self.fired = slurm, inner, node, when, False
+
+    def describe(self) -> str:
+        return "local"
+
+    def run(self, argv: Sequence[str], timeout: float, input: str | None = None
+            ) -> tuple[int, str, str]:
+        if not self.fired and self.when(list(argv)):
+            self.fired = True
+            self.slurm.run("scontrol", "update", f"NodeName={self.node}", "State=DRAIN",
+                           "Reason=RMA")
+        return self.inner.run(argv, timeout, input)
+
+
+@pytest.mark.slurm
+def test_the_executor_reports_slurm_refusing_a_closed_target_as_a_replan(
+        slurm: SlurmCluster, tmp_path: Path) -> None:
+    from console.ops.audit import Audit
+    from console.ops.executor import Executor
+    from console.ops.guardrails import Limits
+    from console.ops.journal import Journal
+    from console.ops.model import NodeView, Policy, RuntimeMatrix
+    from console.ops.planner import Planner
+
+    runner = DrainBefore(slurm, LocalRunner({"SLURM_CONF": str(slurm.conf)}), "npu01",
+                         lambda argv: argv[:2] == ["scontrol", "requeuehold"])
+    engine = SlurmEngine(POOLS, runner, move_timeout=20)
+
+    class World:  # every node live and healthy
+        def views(self, admin):
+            return [NodeView(n, "hz", "cn", "nvidia" if n.startswith("gpu") else "domestic",
+                             "H100" if n.startswith("gpu") else "910B", 8, 65536,
+                             admin=admin.get(n, "active"))
+                    for n in ("gpu01", "gpu02", "npu01", "npu02")]
+
+        def telemetry(self, name):
+            return next((v for v in self.views({}) if v.name == name), None)
+
+        def planner(self, engine):
+            return Planner(self.views(engine.admin_states()), engine.jobs(), Policy(),
+                           RuntimeMatrix.default())
+
+    job = slurm.sbatch(SLEEP, "gpu", "gpu:2", extra=("-w", "gpu01", PORTABLE))
+    running(slurm, job)
+    ex = Executor(engine, Journal(tmp_path / "journal.db"), Audit(tmp_path / "audit.db"),
+                  world=World(), limits=Limits(None, None))
+    plan = World().planner(engine).move([job], "domestic", "free the H100s")
+    assert plan.steps[0].target[0].node == "npu01"
+    out = ex.run(plan)
+    assert out.status == "done" and not out.failed, out.account()
+    assert "npu01 is drained" in out.replanned[0].detail  # a refusal, not a crash
+    assert [r.step.target[0].node for r in out.done] == ["npu02"]
+    running(slurm, job, timeout=30)
+    assert engine.job(job).placement[0].node == "npu02" and engine.job(job).pool == "domestic"
+    assert slurm.squeue()[0]["admin_comment"] == ""

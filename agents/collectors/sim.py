@@ -99,6 +99,14 @@ class SimCollector(Collector):
             self.spec = catalog.spec(opts.sim_model)
         except KeyError as exc:
             raise CollectorError(f"sim: {exc.args[0]}") from None
+        s = self.spec
+        if None in (s.power_limit_w, s.slowdown_temp_c, s.shutdown_temp_c):
+            # The simulation draws power and heat from these; a catalog entry without a
+            # datasheet figure for them cannot be simulated faithfully.
+            able = [k for k, m in catalog.models().items()
+                    if None not in (m.power_limit_w, m.slowdown_temp_c, m.shutdown_temp_c)]
+            raise CollectorError(f"sim: model {s.model} has no power or thermal figures in the "
+                                 f"catalog; simulate one of {', '.join(able)}")
         if not 1 <= opts.sim_devices <= 64:
             raise CollectorError(f"sim: --sim-devices must be 1..64, got {opts.sim_devices}")
         self.faults = [Fault.parse(f) for f in opts.sim_faults]

@@ -27,7 +27,7 @@ from typing import Any
 from console.ops import guardrails
 from console.ops.audit import Audit
 from console.ops.engines.base import Engine, EngineError, EngineRefused, UnknownJob
-from console.ops.identity import Actor, current
+from console.ops.identity import Actor
 from console.ops.journal import (
     GuardrailTripped,
     Journal,
@@ -35,7 +35,7 @@ from console.ops.journal import (
     JournalError,
     StepRecord,
 )
-from console.ops.lease import Heartbeat, Owner
+from console.ops.lease import Heartbeat, LeaseHeld, Owner
 from console.ops.outcome import EXIT_CODES, Outcome, StepResult, describe
 from console.ops.placement import fmt_placement
 from console.ops.plan import JOB_ACTIONS, NODE_ACTIONS, Plan, Step
@@ -62,7 +62,7 @@ class Executor:
         self.engine = engine
         self.journal = journal
         self.audit = audit
-        self.actor = actor or current()
+        self.actor = actor or audit.actor  # who the journal, the leases and the audit name
         # What execution reads besides the engine (world.World: telemetry, planner); without
         # one, steps are re-checked against the engine only and a conflict is refused.
         self.world = world
@@ -144,7 +144,7 @@ class Executor:
         allows. A rollback in progress is finished instead: once undoing has begun, going
         forward again would fight it."""
         owner = Owner.of(self.actor)
-        self.journal.acquire(plan_id, owner)  # LeaseHeld: someone else runs it now
+        self._acquire(plan_id, owner, "resume-plan")
         try:
             jp = self.journal.load(plan_id)
             if jp.status in ("rolling-back", "rolled-back"):
@@ -161,6 +161,15 @@ class Executor:
             return outcome
         finally:
             self._release(plan_id, owner)
+
+    def _acquire(self, plan_id: int, owner: Owner, action: str) -> None:
+        """Take the plan's lease; a refusal (someone else runs it) is audited, then raised."""
+        try:
+            self.journal.acquire(plan_id, owner)
+        except LeaseHeld as exc:
+            jp = self.journal.load(plan_id)
+            self._audit(action, plan_id, jp.plan, "", f"refused: {exc}")
+            raise
 
     def _dry(self, action: str, plan_id: int, jp: JournaledPlan) -> Outcome:
         outcome = Outcome("dry-run", plan_id, jp.plan)
@@ -340,7 +349,8 @@ class Executor:
             return planner.drain([n for n in plan.targets if n in planner.nodes], plan.reason)
         if plan.kind == "move":
             wanted = [j for j in (jobs if jobs is not None else plan.targets)
-                      if j in planner.jobs and planner.jobs[j].pool != plan.pool]
+                      if j in planner.jobs and not (planner.jobs[j].pool == plan.pool
+                                                    and planner.jobs[j].placement)]
             return planner.move(wanted, plan.pool or "", plan.reason)
         return planner.evacuate(plan.targets[0], plan.pool, plan.reason)
 
@@ -419,7 +429,7 @@ class Executor:
         it, except where later work changed it since (left alone, and said so). Journaled like
         a run: a rollback killed halfway is resumed. Takes the plan's lease."""
         owner = Owner.of(self.actor)
-        self.journal.acquire(plan_id, owner)
+        self._acquire(plan_id, owner, "rollback")
         try:
             return self._rollback(plan_id, reason, progress, owner)
         finally:

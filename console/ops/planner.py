@@ -172,7 +172,10 @@ class Planner:
         delta: Counter[tuple[str, str]] = Counter()
         try:
             for job in jobs:
-                if job.pool == to_pool:
+                # A job of the pool that runs nowhere (pending, or held half way through a
+                # move by an engine that requeues) is placed; one that runs there already
+                # has nothing to move.
+                if job.pool == to_pool and job.placement:
                     steps.append(Step("refuse", f"job {job.id} is already in pool {to_pool}",
                                       job=job.id, source=job.placement))
                     continue

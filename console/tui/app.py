@@ -122,6 +122,11 @@ class FleetApp(App[int]):
         self._history: list[str] = []
         self._stale_checked = float("-inf")
 
+    @property
+    def mode(self) -> str:
+        """What the status bar says the console may do: read-only, dry-run, or all."""
+        return "read-only" if self.read_only else "dry-run" if self.dry_run else ""
+
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
         """Toasts carry text from nodes, engines, Slurm and operators: never parse it as

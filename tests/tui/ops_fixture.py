@@ -68,7 +68,7 @@ def fixture_jobs() -> list[Job]:
     return out
 
 
-def inventory_text(tmp: Path) -> str:
+def inventory_text(tmp: Path, extra: str = "") -> str:
     lines = []
     for dc, region, country, target in DCS:
         lines += ["[[dc]]", f'name = "{dc}"', f'region = "{region}"', f'country = "{country}"']
@@ -81,11 +81,11 @@ def inventory_text(tmp: Path) -> str:
     lines += ["[engine]", 'kind = "embedded"', f'db_path = "{tmp / "jobs.db"}"',
               "[console]", f'journal_path = "{tmp / "journal.db"}"',
               f'audit_path = "{tmp / "audit.db"}"']
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + extra
 
 
-def make_inventory(tmp: Path, *, jobs: bool = True) -> Inventory:
-    inventory = parse_inventory(inventory_text(tmp), tmp / "inventory.toml")
+def make_inventory(tmp: Path, *, jobs: bool = True, extra: str = "") -> Inventory:
+    inventory = parse_inventory(inventory_text(tmp, extra), tmp / "inventory.toml")
     engine = EmbeddedEngine(tmp / "jobs.db", user=USER)
     if jobs:
         engine.submit_many(fixture_jobs())
@@ -93,13 +93,15 @@ def make_inventory(tmp: Path, *, jobs: bool = True) -> Inventory:
     return inventory
 
 
-def make_ops_app(tmp: Path, *, read_only: bool = False, seed: bool = True) -> FleetApp:
+def make_ops_app(tmp: Path, *, read_only: bool = False, seed: bool = True,
+                 extra: str = "") -> FleetApp:
     """The fixture fleet's app with Ops opened (lazily, on the ops thread) on `tmp`;
-    `seed=False` reuses what an earlier app left there."""
-    inventory = make_inventory(tmp, jobs=seed)
+    `seed=False` reuses what an earlier app left there; `extra`: more inventory tables."""
+    inventory = make_inventory(tmp, jobs=seed, extra=extra)
     fleet, clock = build_fleet()
     return FleetApp(fleet, inventory_path="inventory.toml", read_only=read_only, clock=clock,
-                    ops_factory=lambda: Ops.open(inventory, actor=ACTOR))
+                    ops_factory=lambda: Ops.open(inventory, actor=ACTOR),
+                    dry_run=inventory.console.dry_run)
 
 
 def engine(tmp: Path) -> EmbeddedEngine:

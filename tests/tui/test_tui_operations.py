@@ -416,3 +416,54 @@ async def test_an_engine_that_cannot_open_is_one_error_line(tmp_path: Path) -> N
         assert "disk I/O error" in notes[-1][0] and not isinstance(app.screen, PlanScreen)
         await command(pilot, "jobs")
         assert "jobs (waiting for the engine)" in screen_text(app)
+
+
+async def test_a_guardrail_blocks_the_preview_until_f_and_a_reason(tmp_path: Path) -> None:
+    app = make_ops_app(tmp_path, extra="[policy]\nmax_nodes_per_window = 1\n")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await command(pilot, "cordon sg-h100-01")
+        await give_reason(pilot, "fan")
+        await preview(pilot)
+        await pilot.press("y")
+        await until(pilot, lambda: app.fleet.nodes["sg-h100-01"].admin == "cordoned", "cordon")
+        await until(pilot, lambda: not app.operations.busy, "the end of the first")
+        await pilot.press("escape")
+        await command(pilot, "cordon xn-a100-01")
+        await give_reason(pilot, "thermal")
+        plan = await preview(pilot)
+        assert plan.plan.guardrails and "within 10 min" in plan.plan.guardrails[0]
+        assert "over a guardrail" in screen_text(app)
+        assert plan.query_one("#execute", Button).disabled
+        await pilot.press("y")  # refused by the binding: nothing runs
+        await pilot.pause()
+        assert app.screen is plan
+        await pilot.press("f")
+        await give_reason(pilot, "planned maintenance window")
+        await until(pilot, lambda: app.screen is plan and plan.force_reason, "the override")
+        await pilot.press("y")
+        await until(pilot, lambda: app.fleet.nodes["xn-a100-01"].admin == "cordoned", "forced")
+    entries = Audit(tmp_path / "audit.db").entries()
+    override = [e for e in entries if e["action"] == "override"]
+    assert len(override) == 1 and override[0]["reason"] == "planned maintenance window"
+
+
+async def test_dry_run_mode_says_so_and_executes_nothing(tmp_path: Path) -> None:
+    app = make_ops_app(tmp_path, extra="dry_run = true\n")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert "dry-run" in screen_text(app)  # the status bar
+        await command(pilot, f"drain {XID_NODE}")
+        await give_reason(pilot, "xid 79")
+        await preview(pilot)
+        assert "dry-run mode: y/Enter records this plan in the audit log" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ProgressScreen), "progress")
+        progress = app.screen
+        await until(pilot, lambda: progress.outcome is not None, "the outcome")
+        assert progress.outcome.status == "dry-run"
+    check = engine(tmp_path)
+    assert check.admin_states() == {} and check.jobs_on(XID_NODE)
+    check.close()
+    [entry] = Audit(tmp_path / "audit.db").entries()
+    assert entry["outcome"].startswith("dry-run: ")

@@ -63,7 +63,7 @@ class FleetView(Screen):
     def fleet_changed(self, changes: Changes | None) -> None:
         app = self.fleet_app
         self.query_one(StatusBar).set_status(self.view_label(), app.fleet.totals().nodes,
-                                              app.inventory_path, app.read_only,
+                                              app.inventory_path, app.mode,
                                               app.operations_running)
 
     def jobs_changed(self) -> None:

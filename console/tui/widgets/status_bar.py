@@ -38,14 +38,14 @@ class StatusBar(Widget):
         self.view = view
         self.links: Counter = Counter()
         self.inventory = ""
-        self.read_only = False
+        self.mode = ""  # "read-only", "dry-run" or ""
         self.operations = 0
 
-    def set_status(self, view: str, links: Counter, inventory: str, read_only: bool,
+    def set_status(self, view: str, links: Counter, inventory: str, mode: str,
                    operations: int) -> None:
-        state = (view, +links, inventory, read_only, operations)
-        if state != (self.view, self.links, self.inventory, self.read_only, self.operations):
-            self.view, self.links, self.inventory, self.read_only, self.operations = state
+        state = (view, +links, inventory, mode, operations)
+        if state != (self.view, self.links, self.inventory, self.mode, self.operations):
+            self.view, self.links, self.inventory, self.mode, self.operations = state
             self.refresh()
 
     def render(self) -> Content:
@@ -63,8 +63,8 @@ class StatusBar(Widget):
         ):
             parts += [(text, tone if n else "$foreground-muted"), "  "]
         tail: list[str | tuple[str, str]] = []
-        if self.read_only:
-            tail += [" · ", ("read-only", "bold $text-warning")]
+        if self.mode:
+            tail += [" · ", (self.mode, "bold $text-warning")]
         if self.operations:
             plural = "s" if self.operations > 1 else ""
             tail += [" · ", (f"⟳ {self.operations} operation{plural} running", "$text-accent")]
