@@ -8,7 +8,6 @@ on stderr; stdout carries only what was asked.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
@@ -181,6 +180,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             daemon.listener.close()
         sampler.collector.close()
         raise
+    import asyncio  # only the daemon needs it: stream and once start sooner without it
+
     asyncio.run(daemon.run())
     return 0
 

@@ -12,6 +12,7 @@ BENCHES = {
     "planner": "bench.planner",
     "fanin": "bench.fanin",
     "tui": "bench.tui",
+    "agent_install": "bench.agent_install",
 }
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Set up fleetops in ./.venv: Python packages always; with --system (as root, Debian/Ubuntu)
-# also the real components the tests drive (OpenSSH server, ...). Idempotent and quick when
-# everything is already there.
+# Set up fleetops in ./.venv: the console, the agent and the test tools always; with --system
+# (as root, Debian/Ubuntu) also the real components the tests drive (OpenSSH server, ...).
+# Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +43,7 @@ fi
 stamp=.venv/.fleetops-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[test]'
+    # console + agent + test tools: the demo and the suite use all three (pyproject.toml).
+    .venv/bin/python -m pip install -q -e '.[console,test]'
     touch "$stamp"
 fi

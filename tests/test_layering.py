@@ -1,4 +1,5 @@
-"""`agents/` stands alone: it never imports the console or Textual (it runs on GPU nodes)."""
+"""`agents/` stands alone: it never imports the console, Textual or Rich (it runs on GPU nodes,
+installed without the console's packages: tests/test_packaging.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 
 AGENTS = Path(__file__).parents[1] / "agents"
-FORBIDDEN = ("console", "textual", "asyncssh", "pydantic")
+FORBIDDEN = ("console", "textual", "asyncssh", "pydantic", "rich")
 
 
 def test_no_agent_module_imports_the_console_or_textual():
