@@ -9,7 +9,7 @@ what it pulled in. For each: site-packages size, total and per distribution (the
 RECORD lists, https://packaging.python.org/en/latest/specifications/recording-installed-packages/),
 and the median wall and CPU time of `import agents.cli` (net of a bare interpreter's start)
 and of a whole `fleetops-agent once --collector sim --json`. The console environment also
-gets `import console.cli` and `fleetops --version`; the agent one checks that `fleetops`
+gets `import console.cli.main` and `fleetops --version`; the agent one checks that `fleetops`
 says in one line what it lacks.
 """
 
@@ -102,7 +102,7 @@ def _measure(env: Path, runs: int, console: bool) -> dict:
                 "fleetops-agent once --json": [str(bin_ / "fleetops-agent"), "once",
                                                "--collector", "sim", "--json"]}
     if console:
-        commands["import console.cli"] = [py, "-c", "import console.cli"]
+        commands["import console.cli.main"] = [py, "-c", "import console.cli.main"]
         commands["fleetops --version"] = [str(bin_ / "fleetops"), "--version"]
     for label, cmd in commands.items():
         wall, cpu = _timed(cmd, runs)

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from bench.common import cpu_seconds, result, status_kib
-from console.core.fleet import FleetState
-from console.core.inventory import load_inventory
-from console.io.ssh import FanIn
+from console.model.fleet import FleetState
+from console.model.inventory import load_inventory
+from console.telemetry.ssh import FanIn
 
 FLEETOPS = str(Path(sys.executable).parent / "fleetops")
 

@@ -16,8 +16,8 @@ from agents.collectors.sim import SimCollector
 from agents.sampler import Sampler
 from agents.wire import Report, encode_frame
 from bench.common import result
-from console.core.fleet import FleetState
-from console.io.ingest import Intake
+from console.model.fleet import FleetState
+from console.telemetry.intake import Intake
 
 DEVICES = 8
 

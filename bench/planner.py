@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 from agents import catalog
 from bench.common import result
-from console.ops.model import DcPolicy, Job, NodeView, Placement, Policy, RuntimeMatrix
-from console.ops.plan import Plan
-from console.ops.planner import Planner
+from console.model.jobs import DcPolicy, Job, NodeView, Placement, Policy, RuntimeMatrix
+from console.planning.plan import Plan
+from console.planning.planner import Planner
 
 DEVICES = 8
 # (dc, region, share of the fleet's nodes): the last one is small, to evacuate.

@@ -18,7 +18,7 @@ from agents.collectors.sim import SimCollector
 from agents.sampler import Sampler
 from agents.wire import Report
 from bench.common import result
-from console.core.fleet import FleetState
+from console.model.fleet import FleetState
 
 
 def _fleet(nodes: int, now: list[float]):

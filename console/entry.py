@@ -1,7 +1,7 @@
-"""The `fleetops` command's entry point: the console's packages first, then `console.cli`.
+"""The `fleetops` command's entry point: the console's packages first, then `console.cli.main`.
 
 The base install is the node agent alone (`pip install fleetops`); the console's packages come
-with the `console` extra. Without them `console.cli` cannot even be imported (its modules use
+with the `console` extra. Without them `console.cli.main` cannot even be imported (its modules use
 Rich at import time), so the check runs here, before it, with the standard library only:
 one line on stderr and exit 2 (a usage error), never a traceback.
 """
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         return _refuse(missing)
     try:
-        from console.cli import main as cli_main
+        from console.cli.main import main as cli_main
     except ModuleNotFoundError as exc:  # one of their own dependencies is missing
         top = (exc.name or "").partition(".")[0]
         if top in ("", "console", "agents", "themes"):

@@ -24,14 +24,14 @@ import sys
 import time
 from pathlib import Path
 
-from console.ops.audit import Audit
-from console.ops.engines.embedded import EmbeddedEngine
+from console.engines.embedded import EmbeddedEngine
+from console.model.jobs import Job, Placement
 from console.ops.executor import Executor
-from console.ops.identity import Actor
-from console.ops.journal import Journal
-from console.ops.lease import LeaseHeld
-from console.ops.model import Job, Placement
-from console.ops.plan import Plan, Step
+from console.planning.plan import Plan, Step
+from console.state.audit import Audit
+from console.state.identity import Actor
+from console.state.journal import Journal
+from console.state.lease import LeaseHeld
 
 
 def _job(jid: str, pool: str, runtime: str, dpn: int, *placement: tuple[str, tuple[int, ...]],

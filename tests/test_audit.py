@@ -12,10 +12,10 @@ import sqlite3
 
 import pytest
 
-from console.ops.audit import GENESIS, Audit, entry_hash
-from console.ops.identity import Actor, account_name, current
-from console.ops.model import Placement
-from console.ops.plan import Plan, Step
+from console.model.jobs import Placement
+from console.planning.plan import Plan, Step
+from console.state.audit import GENESIS, Audit, entry_hash
+from console.state.identity import Actor, account_name, current
 
 PLAN = Plan("move", ("j-1",), (
     Step("move", "PPU runs cuda-compatible", job="j-1", source=(Placement("a", (0,)),),
@@ -204,7 +204,7 @@ def test_secrets_never_stored(tmp_path):
 
 
 def test_default_paths_beside_the_jobs_db(monkeypatch, tmp_path):
-    from console.ops import audit, journal
+    from console.state import audit, journal
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert audit.default_path() == tmp_path / "fleetops" / "audit.db"

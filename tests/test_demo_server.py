@@ -16,9 +16,9 @@ import pytest
 from agents import catalog
 from agents.collectors.sim import Fault, SimProcess
 from agents.wire import Event, Frame, Hello, Report, decode_frame
-from console.core.inventory import NAME_RE, load_inventory
-from console.io.demo import DemoServer, DemoSpec, parse_command, plan_fleet, serve_forever
-from console.io.demo_fleet import FAULT_AFTER_S
+from console.demo.fleet import FAULT_AFTER_S
+from console.demo.server import DemoServer, DemoSpec, parse_command, plan_fleet, serve_forever
+from console.model.inventory import NAME_RE, load_inventory
 
 INTERVAL = 0.05
 WAIT = 5.0  # generous upper bound for anything that should take a few intervals

@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from agents import catalog
-from console.ops.engines.base import EngineError, EngineRefused
-from console.ops.engines.embedded import (
+from console.engines.base import EngineError, EngineRefused
+from console.engines.embedded import (
     OWNERS,
     SCHEMA_VERSION,
     EmbeddedEngine,
@@ -19,7 +19,7 @@ from console.ops.engines.embedded import (
     seed_demo,
     workload_for,
 )
-from console.ops.model import Job, Placement, RuntimeMatrix
+from console.model.jobs import Job, Placement, RuntimeMatrix
 
 
 def job(jid: str, *placement: tuple[str, tuple[int, ...]], dpn: int = 2, **kw) -> Job:

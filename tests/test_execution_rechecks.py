@@ -11,13 +11,13 @@ import dataclasses
 import pytest
 from test_journal import PLANS, assert_placed_once, drv
 
-from console.ops.engines.embedded import EmbeddedEngine
+from console.engines.embedded import EmbeddedEngine
+from console.model.jobs import NodeView, Placement, Policy, RuntimeMatrix
 from console.ops.executor import Executor
-from console.ops.guardrails import Limits
-from console.ops.model import NodeView, Placement, Policy, RuntimeMatrix
-from console.ops.plan import Plan, Step
-from console.ops.planner import Planner
 from console.ops.session import node_plan
+from console.planning.guardrails import Limits
+from console.planning.plan import Plan, Step
+from console.planning.planner import Planner
 
 MODELS = {"nv-a": "H100", "nv-b": "H100", "nv-c": "H100", "nv-d": "H100", "dm-ppu": "PPU",
           "dm-910b": "910B"}

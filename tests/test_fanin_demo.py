@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from console.core.fleet import FleetState
-from console.core.inventory import load_inventory
-from console.io.demo import DemoServer, DemoSpec
-from console.io.ssh import FanIn, FanInOptions
+from console.demo.server import DemoServer, DemoSpec
+from console.model.fleet import FleetState
+from console.model.inventory import load_inventory
+from console.telemetry.ssh import FanIn, FanInOptions
 
 INTERVAL = 0.1
 
@@ -141,7 +141,7 @@ async def test_unreachable_node_is_down_and_others_unaffected(demo):
 
 
 async def test_demo_jobs_show_as_processes_on_their_devices(tmp_path):
-    from console.ops.engines.embedded import EmbeddedEngine
+    from console.engines.embedded import EmbeddedEngine
 
     spec = DemoSpec(dcs=2, nodes=4, devices=8, seed=3, interval_s=INTERVAL, faults=False)
     async with DemoServer(spec, workdir=tmp_path) as demo:

@@ -12,9 +12,9 @@ import pytest
 import sshd
 from sshd import SshdFleet
 
-from console.core.fleet import FleetState
-from console.core.inventory import load_inventory
-from console.io.ssh import FanIn
+from console.model.fleet import FleetState
+from console.model.inventory import load_inventory
+from console.telemetry.ssh import FanIn
 
 sshd_fleet = sshd.sshd_fleet
 pytestmark = pytest.mark.sshd

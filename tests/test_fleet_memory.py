@@ -4,8 +4,8 @@ fallback (console/ops/fleet_views.py::_model_and_memory)."""
 from __future__ import annotations
 
 from agents.wire import DeviceInfo, DeviceSample, Hello
-from console.core.fleet import NodeState
-from console.ops.fleet_views import _model_and_memory
+from console.model.fleet import NodeState
+from console.planning.fleet_views import _model_and_memory
 
 
 def _node(*devices: tuple[str, float | None], hello: bool = True) -> NodeState:

@@ -8,9 +8,9 @@ from agents.collectors.base import CollectorOptions
 from agents.collectors.sim import SimCollector
 from agents.sampler import Sampler
 from agents.wire import DeviceSample, Event, Hello, Report
-from console.core.fleet import FleetState
-from console.core.history import NodeHistory
-from console.core.inventory import parse_inventory
+from console.model.fleet import FleetState
+from console.model.history import NodeHistory
+from console.model.inventory import parse_inventory
 
 INVENTORY = """
 [[dc]]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from console.ops.guardrails import Limits, refusals
-from console.ops.model import NodeView
-from console.ops.plan import Plan, Step
+from console.model.jobs import NodeView
+from console.planning.guardrails import Limits, refusals
+from console.planning.plan import Plan, Step
 
 
 def node(name: str, dc: str, pool: str, admin: str = "active", devices: int = 8) -> NodeView:

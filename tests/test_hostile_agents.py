@@ -36,11 +36,11 @@ from agents.wire import (
     Report,
     encode_frame,
 )
-from console.core.fleet import EVENT_BURST, FleetState
-from console.core.inventory import load_inventory
-from console.io.ingest import BURST_S, MIN_LINES_PER_S, Intake
-from console.io.ssh import FanIn
-from console.views import events_json, nodes_json
+from console.cli.views import events_json, nodes_json
+from console.model.fleet import EVENT_BURST, FleetState
+from console.model.inventory import load_inventory
+from console.telemetry.intake import BURST_S, MIN_LINES_PER_S, Intake
+from console.telemetry.ssh import FanIn
 
 FLEETOPS = str(Path(sys.executable).parent / "fleetops")
 HONEST = ("honest-1", "honest-2")

@@ -12,8 +12,8 @@ from agents.collectors.base import CollectorOptions
 from agents.collectors.sim import SimCollector
 from agents.sampler import Sampler
 from agents.wire import MAX_LINE_BYTES, encode_frame
-from console.core.fleet import FleetState
-from console.io.ingest import Intake
+from console.model.fleet import FleetState
+from console.telemetry.intake import Intake
 
 
 class Clock:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from console.core.inventory import (
+from console.model.inventory import (
     DEFAULT_COMMAND,
     EmbeddedEngine,
     Inventory,

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from console.ops.engines.base import EngineError
-from console.ops.engines.embedded import EmbeddedEngine
+from console.engines.base import EngineError
+from console.engines.embedded import EmbeddedEngine
+from console.model.jobs import Job, Placement
 from console.ops.executor import Executor, describe, fmt_placement
-from console.ops.journal import Journal, JournalError, plan_from_json, plan_to_json
-from console.ops.model import Job, Placement
-from console.ops.plan import Plan, Step
+from console.planning.plan import Plan, Step
+from console.state.journal import Journal, JournalError, plan_from_json, plan_to_json
 
 REPO = Path(__file__).parents[1]
 DRIVER = Path(__file__).with_name("ops_crash_driver.py")

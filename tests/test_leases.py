@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from test_journal import DRIVER, REPO, assert_placed_once, drv
 
-from console.ops.engines.embedded import EmbeddedEngine
-from console.ops.journal import Journal
-from console.ops.lease import LEASE_TTL_S, Heartbeat, LeaseHeld, Owner
+from console.engines.embedded import EmbeddedEngine
+from console.state.journal import Journal
+from console.state.lease import LEASE_TTL_S, Heartbeat, LeaseHeld, Owner
 
 
 def env(**extra: str) -> dict[str, str]:

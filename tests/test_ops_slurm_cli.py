@@ -15,7 +15,7 @@ import pytest
 import slurm_cluster as cluster_module
 from slurm_cluster import SlurmCluster
 
-from console.io.demo import DemoServer, DemoSpec
+from console.demo.server import DemoServer, DemoSpec
 
 slurm_cluster = cluster_module.slurm_cluster
 slurm = cluster_module.slurm

@@ -11,12 +11,12 @@ from agents import catalog
 from agents.collectors.base import CollectorOptions
 from agents.collectors.sim import SimCollector
 from agents.sampler import Sampler
-from console.core.fleet import FleetState
-from console.core.inventory import parse_inventory
-from console.ops.fleet_views import node_views, policy_from
-from console.ops.model import DcPolicy, Job, NodeView, Placement, Policy, RuntimeMatrix
-from console.ops.plan import Plan, Step
-from console.ops.planner import Planner
+from console.model.fleet import FleetState
+from console.model.inventory import parse_inventory
+from console.model.jobs import DcPolicy, Job, NodeView, Placement, Policy, RuntimeMatrix
+from console.planning.fleet_views import node_views, policy_from
+from console.planning.plan import Plan, Step
+from console.planning.planner import Planner
 
 REGION = {"hangzhou": "cn-east", "shanghai": "cn-east", "xining": "cn-northwest",
           "beijing": "cn-north"}

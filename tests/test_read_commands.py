@@ -117,7 +117,7 @@ def test_usage_error_is_exit_2():
 
 def test_host_alias_from_ssh_config_is_honoured(demo_inventory, tmp_path):
     """`host` may name a Host of ~/.ssh/config: its HostName, Port, User and key apply."""
-    from console.core.inventory import load_inventory
+    from console.model.inventory import load_inventory
 
     real = load_inventory(demo_inventory).nodes[0]
     home = tmp_path / "home"

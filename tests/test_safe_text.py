@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 
-from console.core.safe_text import clean, markup
+from console.model.text import clean, markup
 
 CASES = [
     pytest.param("python train.py", "python train.py", id="plain"),

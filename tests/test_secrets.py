@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.ops.secrets import redact
+from console.model.secrets import redact
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n" \
       "-----END OPENSSH PRIVATE KEY-----"

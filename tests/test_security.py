@@ -22,7 +22,7 @@ import pytest
 import sshd
 from sshd import SshdFleet
 
-from console.core.inventory import InventoryError, parse_inventory
+from console.model.inventory import InventoryError, parse_inventory
 
 FLEETOPS = str(Path(sys.executable).parent / "fleetops")
 sshd_fleet = sshd.sshd_fleet

@@ -18,9 +18,9 @@ import sshd as sshd_module
 from slurm_cluster import SlurmCluster
 from sshd import SshdFleet
 
-from console.ops.engines.base import EngineError
-from console.ops.engines.slurm import LocalRunner, SlurmEngine, SshRunner
-from console.ops.model import Placement
+from console.engines.base import EngineError
+from console.engines.slurm import LocalRunner, SlurmEngine, SshRunner
+from console.model.jobs import Placement
 
 slurm_cluster = cluster_module.slurm_cluster  # bound at module level so pytest finds them
 slurm = cluster_module.slurm
@@ -578,7 +578,7 @@ PORTABLE = "--comment=runtime=portable mem_per_device_mib=1024"
 @pytest.mark.slurm
 def test_a_move_onto_a_drained_node_is_refused_before_anything_changes(
         slurm: SlurmCluster, engine: SlurmEngine) -> None:
-    from console.ops.engines.base import EngineRefused
+    from console.engines.base import EngineRefused
 
     job = slurm.sbatch(SLEEP, "gpu", "gpu:2", extra=("-w", "gpu01", PORTABLE))
     running(slurm, job)
@@ -612,12 +612,12 @@ class DrainBefore:
 @pytest.mark.slurm
 def test_the_executor_reports_slurm_refusing_a_closed_target_as_a_replan(
         slurm: SlurmCluster, tmp_path: Path) -> None:
-    from console.ops.audit import Audit
+    from console.model.jobs import NodeView, Policy, RuntimeMatrix
     from console.ops.executor import Executor
-    from console.ops.guardrails import Limits
-    from console.ops.journal import Journal
-    from console.ops.model import NodeView, Policy, RuntimeMatrix
-    from console.ops.planner import Planner
+    from console.planning.guardrails import Limits
+    from console.planning.planner import Planner
+    from console.state.audit import Audit
+    from console.state.journal import Journal
 
     runner = DrainBefore(slurm, LocalRunner({"SLURM_CONF": str(slurm.conf)}), "npu01",
                          lambda argv: argv[:2] == ["scontrol", "requeuehold"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from console.ops.engines.slurm_parse import (
+from console.engines.slurm_parse import (
     MAX_HOSTLIST,
     Gres,
     SlurmParseError,
@@ -354,7 +354,7 @@ def test_scontrol_refuses_other_output() -> None:
 
 
 def _sj(job_id: str, user: str, comment: str = ""):
-    from console.ops.engines.slurm_parse import SlurmJob
+    from console.engines.slurm_parse import SlurmJob
 
     return SlurmJob(job_id=job_id, name="j", user=user, state="RUNNING", state_reason="None",
                     partition="gpu", nodes=("gpu01",), node_count=1, gres=None,
@@ -362,7 +362,7 @@ def _sj(job_id: str, user: str, comment: str = ""):
 
 
 def test_a_comment_cannot_redirect_an_operators_move_to_another_users_job() -> None:
-    from console.ops.engines.slurm import _successor
+    from console.engines.slurm import _successor
 
     victim = _sj("1234", "alice")
     forged = _sj("1300", "mallory", "fleetops-moved-from=1234")

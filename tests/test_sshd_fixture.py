@@ -13,7 +13,7 @@ import sshd
 from sshd import SshdFleet
 
 from agents.wire import Report, decode_frame
-from console.core.inventory import Inventory, Node, load_inventory
+from console.model.inventory import Inventory, Node, load_inventory
 
 # The fixture, bound at module level so pytest finds it. (`from sshd import sshd_fleet` works for
 # pytest too, but ruff then flags every test argument named sshd_fleet as a redefinition, F811.)

@@ -69,7 +69,7 @@ def as_user(user: pwd.struct_passwd, argv: list[str], warm: list[str]) -> tuple[
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
-            from console.cli import main
+            from console.cli.main import main
 
             main(warm)
             os.dup2(write, 1)

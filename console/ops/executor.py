@@ -24,24 +24,24 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from console.ops import guardrails
-from console.ops.audit import Audit
-from console.ops.engines.base import Engine, EngineError, EngineRefused, UnknownJob
-from console.ops.identity import Actor
-from console.ops.journal import (
+from console.engines.base import Engine, EngineError, EngineRefused, UnknownJob
+from console.model.placement import fmt_placement
+from console.model.secrets import redact
+from console.ops.rollback import Undo
+from console.planning import guardrails
+from console.planning.outcome import EXIT_CODES, Outcome, StepResult, describe
+from console.planning.plan import JOB_ACTIONS, NODE_ACTIONS, Plan, Step
+from console.planning.recheck import Check, Now, check
+from console.state.audit import Audit
+from console.state.identity import Actor
+from console.state.journal import (
     GuardrailTripped,
     Journal,
     JournaledPlan,
     JournalError,
     StepRecord,
 )
-from console.ops.lease import Heartbeat, LeaseHeld, Owner
-from console.ops.outcome import EXIT_CODES, Outcome, StepResult, describe
-from console.ops.placement import fmt_placement
-from console.ops.plan import JOB_ACTIONS, NODE_ACTIONS, Plan, Step
-from console.ops.recheck import Check, Now, check
-from console.ops.rollback import Undo
-from console.ops.secrets import redact
+from console.state.lease import Heartbeat, LeaseHeld, Owner
 
 __all__ = ["EXIT_CODES", "REASON_REQUIRED", "Executor", "Outcome", "StepResult", "describe",
            "fmt_placement"]

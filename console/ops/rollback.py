@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from console.ops.engines.base import EngineRefused, UnknownJob
-from console.ops.journal import StepRecord, subject
-from console.ops.model import Placement
-from console.ops.outcome import Outcome, StepResult
-from console.ops.placement import fmt_placement, same_place
+from console.engines.base import EngineRefused, UnknownJob
+from console.model.jobs import Placement
+from console.model.placement import fmt_placement, same_place
+from console.planning.outcome import Outcome, StepResult
+from console.state.journal import StepRecord, subject
 
 if TYPE_CHECKING:
     from console.ops.executor import Executor, Progress

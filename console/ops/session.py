@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from console.core.inventory import EmbeddedEngine as EmbeddedSettings
-from console.core.inventory import Inventory
-from console.ops import audit as audit_mod
-from console.ops import journal as journal_mod
-from console.ops.audit import Audit
-from console.ops.engines.base import Engine, EngineError
+from console.engines.base import Engine, EngineError
+from console.model.inventory import EmbeddedEngine as EmbeddedSettings
+from console.model.inventory import Inventory
 from console.ops.executor import Executor
-from console.ops.guardrails import Limits
-from console.ops.identity import Actor, current
-from console.ops.journal import Journal
-from console.ops.plan import Plan, Step
-from console.ops.planner import Planner
 from console.ops.world import World
+from console.planning.guardrails import Limits
+from console.planning.plan import Plan, Step
+from console.planning.planner import Planner
+from console.state import audit as audit_mod
+from console.state import journal as journal_mod
+from console.state.audit import Audit
+from console.state.identity import Actor, current
+from console.state.journal import Journal
 
 NODE_ACTIONS = ("cordon", "uncordon", "resume")
 
@@ -35,10 +35,10 @@ NODE_ACTIONS = ("cordon", "uncordon", "resume")
 def open_engine(inventory: Inventory, *, readonly: bool = False) -> Engine:
     settings = inventory.engine
     if isinstance(settings, EmbeddedSettings):
-        from console.ops.engines.embedded import EmbeddedEngine
+        from console.engines.embedded import EmbeddedEngine
 
         return EmbeddedEngine(settings.db_path, readonly=readonly)
-    from console.ops.engines.slurm_setup import slurm_engine
+    from console.engines.slurm_setup import slurm_engine
 
     return slurm_engine(settings, inventory)
 

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from console.core.inventory import Inventory
-from console.ops.engines.base import Engine
-from console.ops.fleet_views import node_views, policy_from
-from console.ops.model import NodeView, RuntimeMatrix
-from console.ops.planner import Planner
+from console.engines.base import Engine
+from console.model.inventory import Inventory
+from console.model.jobs import NodeView, RuntimeMatrix
+from console.planning.fleet_views import node_views, policy_from
+from console.planning.planner import Planner
 
 # A fleet snapshot younger than this is reused: steps run back to back do not each copy a
 # 10,000-node fleet.

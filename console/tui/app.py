@@ -25,8 +25,10 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.widgets import Input
 
-from console.core.fleet import FleetState
-from console.core.safe_text import clean
+from console.model.fleet import FleetState
+from console.model.job_flags import JobsIndex
+from console.model.problems import FleetIndex
+from console.model.text import clean
 from console.tui.actions import DANGEROUS
 from console.tui.commands import (
     CommandError,
@@ -35,8 +37,6 @@ from console.tui.commands import (
     parse_command,
     suggest,
 )
-from console.tui.fleet_index import FleetIndex
-from console.tui.jobs_index import JobsIndex
 from console.tui.operations import Operations
 from console.tui.ops_link import JobsLoaded
 from console.tui.screens.audit import AuditScreen
@@ -54,8 +54,8 @@ if TYPE_CHECKING:
 
     from textual.screen import Screen
 
-    from console.io.ssh import FanIn
     from console.ops.session import Ops
+    from console.telemetry.ssh import FanIn
 
 REFRESH_S = 0.25  # 4 redraws a second: smooth enough, and cheap at 10,000 nodes
 STALE_CHECK_S = 1.0  # mark_stale walks every node: once a second is plenty

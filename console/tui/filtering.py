@@ -12,13 +12,11 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from console.core.fleet import LINK_STATES, NodeState
-from console.core.safe_text import clean
+from console.model.fleet import NodeState
+from console.model.states import ADMIN_STATES, FAILED_LINKS, LINK_STATES
+from console.model.text import clean
 
 # Links that mean "not answering": `state=down` finds them all, as the status bar counts them.
-FAILED_LINKS = frozenset({"down", "auth-failed", "host-key-mismatch", "agent-missing",
-                          "protocol-error"})
-ADMIN_STATES = ("active", "cordoned", "draining", "drained")
 HEALTH_VALUES = ("ok", "warn", "crit", "none")  # none: the node has not reported yet
 
 NODE_KEYS: dict[str, tuple[str, ...] | None] = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from console.core.safe_text import clean
+from console.model.jobs import Job
+from console.model.text import clean
 from console.ops.executor import fmt_placement
-from console.ops.model import Job
 from console.tui.rows import Cell, Column
 
 STATE_TONE = {"running": "ok", "pending": "info", "requeued": "warn", "failed": "crit"}

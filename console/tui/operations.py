@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agents.xid import DRAIN_CLASSES
-from console.core.safe_text import clean
+from console.model.text import clean
 from console.ops.executor import Outcome, Progress
-from console.ops.lease import LeaseHeld
-from console.ops.plan import Plan
-from console.ops.plan_diff import plan_changes
+from console.planning.plan import Plan
+from console.planning.plan_diff import plan_changes
+from console.state.lease import LeaseHeld
 from console.tui.commands import suggest
 from console.tui.ops_link import JobsLoaded, JobsSnapshot, OpsLink, error_line, read_jobs
 from console.tui.screens.plan import PlanScreen
@@ -30,7 +30,7 @@ from console.tui.screens.reason import ReasonScreen
 
 if TYPE_CHECKING:
     from agents.wire import DeviceInfo, DeviceSample, Event
-    from console.core.fleet import FleetState
+    from console.model.fleet import FleetState
     from console.ops.session import Ops
     from console.tui.app import FleetApp
 

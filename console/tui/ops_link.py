@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from console.ops.model import Job
+    from console.model.jobs import Job
     from console.ops.session import Ops
 
 T = TypeVar("T")
@@ -71,9 +71,9 @@ class JobsLoaded(Message):
 
 def error_line(exc: BaseException) -> str:
     """One line for the operator: the message of errors meant for people, else the type too."""
-    from console.ops.audit import AuditError
-    from console.ops.engines.base import EngineError
-    from console.ops.journal import JournalError
+    from console.engines.base import EngineError
+    from console.state.audit import AuditError
+    from console.state.journal import JournalError
 
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, EngineError | AuditError | JournalError | ValueError | KeyError |

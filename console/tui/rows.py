@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from agents.wire import Event
-from console.core.fleet import NodeState
-from console.core.safe_text import clean
-from console.tui.filtering import FAILED_LINKS, node_health, node_models
-from console.views import DASH, HEALTH_STYLE, LINK_STYLE
+from console.model.fleet import NodeState
+from console.model.states import DASH, FAILED_LINKS, HEALTH_STYLE, LINK_STYLE
+from console.model.text import clean
+from console.tui.filtering import node_health, node_models
 
 Cell = tuple[str, str]
 

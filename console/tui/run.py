@@ -19,10 +19,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from console.core.inventory import Inventory, InventoryError, default_inventory_path, load_inventory
+from console.model.inventory import (
+    Inventory,
+    InventoryError,
+    default_inventory_path,
+    load_inventory,
+)
 
 if TYPE_CHECKING:
-    from console.io.demo import DemoSpec
+    from console.demo.server import DemoSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEMO_START_TIMEOUT_S = 30.0
@@ -41,9 +46,9 @@ def run_console(args: argparse.Namespace) -> int:
 
 def _run_app(inventory: Inventory, args: argparse.Namespace) -> int:
     # Imported here: the scripted commands never pay for Textual.
-    from console.core.fleet import FleetState
-    from console.io.ssh import FanIn, FanInOptions
+    from console.model.fleet import FleetState
     from console.ops.session import Ops
+    from console.telemetry.ssh import FanIn, FanInOptions
     from console.tui.app import FleetApp
     from themes import user_theme_dir
 
@@ -65,7 +70,7 @@ def _run_app(inventory: Inventory, args: argparse.Namespace) -> int:
 
 def run_demo(spec: DemoSpec, args: argparse.Namespace) -> int:
     """Start the demo fleet server, run the console on its inventory, stop the server."""
-    cmd = [sys.executable, "-m", "console.cli", "demo", "--serve", "--dcs", str(spec.dcs),
+    cmd = [sys.executable, "-m", "console.cli.main", "demo", "--serve", "--dcs", str(spec.dcs),
            "--nodes", str(spec.nodes), "--devices", str(spec.devices), "--seed",
            str(spec.seed), "--interval", str(spec.interval_s)]
     # The server's log goes to a file: on the terminal it would scribble over the console.

@@ -16,7 +16,7 @@ from rich.console import Console
 from agents.collectors.base import CollectorOptions
 from agents.collectors.sim import SimCollector, SimProcess
 from agents.sampler import Sampler
-from console.core.fleet import FleetState
+from console.model.fleet import FleetState
 from console.tui.app import FleetApp
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC

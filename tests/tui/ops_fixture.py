@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from fleet_fixture import DCS, NODES, build_fleet, pool_of
 
-from console.core.inventory import Inventory, parse_inventory
-from console.ops.engines.embedded import EmbeddedEngine
-from console.ops.identity import Actor
-from console.ops.model import Job, Placement
+from console.engines.embedded import EmbeddedEngine
+from console.model.inventory import Inventory, parse_inventory
+from console.model.jobs import Job, Placement
 from console.ops.session import Ops
+from console.state.identity import Actor
 from console.tui.app import FleetApp
 from console.tui.screens.plan import PlanScreen
 from console.tui.screens.reason import ReasonScreen

@@ -7,11 +7,11 @@ import pytest
 from fleet_fixture import STALE, build_fleet
 from ops_fixture import fixture_jobs
 
-from console.ops.model import Placement
+from console.model.job_flags import GRACE_S, JobsIndex
+from console.model.jobs import Placement
 from console.tui.commands import CommandError, completions, parse_command
 from console.tui.filtering import JOB_KEYS, job_matches, parse_filter
 from console.tui.job_rows import job_row, sort_jobs
-from console.tui.jobs_index import GRACE_S, JobsIndex
 
 
 def index() -> JobsIndex:

@@ -12,7 +12,7 @@ from test_tui_views import SIZE, capture_notes, command
 from textual.widgets import Button, DataTable, Input
 
 from agents.wire import Event
-from console.ops.audit import Audit
+from console.state.audit import Audit
 from console.tui.app import FleetApp
 from console.tui.screens.audit import AuditScreen
 from console.tui.screens.jobs import JobsScreen
@@ -285,8 +285,8 @@ async def test_without_an_engine_jobs_and_audit_say_so() -> None:
 
 async def test_a_step_that_fails_leaves_a_partial_plan_to_resume_or_roll_back(
         tmp_path: Path, monkeypatch) -> None:
-    from console.ops.engines.base import EngineError
-    from console.ops.engines.embedded import EmbeddedEngine
+    from console.engines.base import EngineError
+    from console.engines.embedded import EmbeddedEngine
 
     real_move = EmbeddedEngine.move
 
@@ -395,7 +395,7 @@ async def test_the_palette_offers_node_actions_once_one_is_typed(tmp_path: Path)
 async def test_an_engine_that_cannot_open_is_one_error_line(tmp_path: Path) -> None:
     from fleet_fixture import build_fleet
 
-    from console.ops.engines.base import EngineError
+    from console.engines.base import EngineError
 
     def broken():
         raise EngineError(f"embedded engine: cannot open {tmp_path}/jobs.db: disk I/O error")

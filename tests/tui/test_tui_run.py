@@ -35,7 +35,7 @@ def test_demo_server_first_line(script: str, line: str) -> None:
 
 
 def test_demo_that_cannot_start_says_why(monkeypatch, capsys) -> None:
-    from console.io.demo import DemoSpec
+    from console.demo.server import DemoSpec
 
     real_popen = subprocess.Popen
 

@@ -10,7 +10,7 @@ from agents.collectors.base import CollectorOptions
 from agents.collectors.sim import SimCollector
 from agents.sampler import Sampler
 from agents.wire import Report
-from console.core.fleet import FleetState
+from console.model.fleet import FleetState
 from console.tui.app import FleetApp
 from console.tui.screens.nodes import NodesScreen
 from console.tui.widgets.node_table import NodeTable

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from fleet_fixture import T0, XID_NODE, make_app
 from ops_fixture import give_reason, make_ops_app, preview, ready, until
 
-from console.ops import audit as audit_mod
+from console.state import audit as audit_mod
 from console.tui.widgets.job_table import AuditTable, JobTable
 from console.tui.widgets.node_table import NodeTable
 

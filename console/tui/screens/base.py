@@ -14,7 +14,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from console.core.fleet import Changes
+from console.model.fleet import Changes
 from console.tui.filtering import FilterError, parse_filter
 from console.tui.widgets.command_input import CommandInput
 from console.tui.widgets.status_bar import StatusBar

@@ -7,7 +7,7 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 
-from console.core.fleet import Changes
+from console.model.fleet import Changes
 from console.tui.filtering import (
     EMPTY,
     EVENT_KEYS,

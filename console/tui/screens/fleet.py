@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, VerticalScroll
 
-from console.core.fleet import Changes
-from console.tui.fleet_index import dc_view
+from console.model.fleet import Changes
+from console.model.problems import dc_view
 from console.tui.screens.base import FleetView
 from console.tui.widgets.dc_panel import DcPanel
 

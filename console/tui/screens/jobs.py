@@ -14,8 +14,8 @@ from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.widgets import Static
 
-from console.core.fleet import Changes
-from console.ops.planner_checks import other_pool
+from console.model.fleet import Changes
+from console.planning.checks import other_pool
 from console.tui.actions import JOB_ACTIONS, bind_node_actions
 from console.tui.filtering import EMPTY, JOB_KEYS, Filter, job_matches
 from console.tui.job_rows import sort_jobs

@@ -15,8 +15,8 @@ from textual.content import Content
 from textual.widgets import DataTable, Label, Static
 
 from agents.wire import DeviceSample
-from console.core.fleet import Changes, NodeState
-from console.core.safe_text import clean
+from console.model.fleet import Changes, NodeState
+from console.model.text import clean
 from console.tui.actions import bind_node_actions
 from console.tui.job_rows import STATE_TONE
 from console.tui.rows import age, event_row, health_cell, link_cell, num, recommended_action

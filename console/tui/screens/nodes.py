@@ -14,7 +14,7 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 
-from console.core.fleet import Changes
+from console.model.fleet import Changes
 from console.tui.actions import bind_node_actions
 from console.tui.filtering import EMPTY, NODE_KEYS, Filter, node_matches
 from console.tui.rows import sort_names

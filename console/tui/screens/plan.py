@@ -24,9 +24,9 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Static
 
-from console.core.safe_text import clean
-from console.ops.placement import fmt_placement
-from console.ops.plan import Plan, Step
+from console.model.placement import fmt_placement
+from console.model.text import clean
+from console.planning.plan import Plan, Step
 from console.tui.widgets.dc_panel import MUTED, TONE
 
 ACTION_TONE = {"move": "ok", "requeue": "warn", "refuse": "crit"}  # node steps: accent

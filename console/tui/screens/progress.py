@@ -17,9 +17,9 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Label, ProgressBar, Static
 
-from console.core.safe_text import clean
-from console.ops.outcome import Outcome, describe
-from console.ops.plan import Step as PlanStep
+from console.model.text import clean
+from console.planning.outcome import Outcome, describe
+from console.planning.plan import Step as PlanStep
 from console.tui.widgets.dc_panel import MUTED, TONE
 
 

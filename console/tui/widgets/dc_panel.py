@@ -16,10 +16,10 @@ from textual.message import Message
 from textual.widget import Widget
 
 from agents.wire import Event
-from console.core.safe_text import clean
-from console.tui.fleet_index import DcView
+from console.model.problems import DcView
+from console.model.states import LINK_STYLE
+from console.model.text import clean
 from console.tui.rows import SEVERITY_STYLE
-from console.views import LINK_STYLE
 
 # $text-muted does not resolve inside Content (it renders as plain white): use this instead.
 MUTED = "$foreground-muted"

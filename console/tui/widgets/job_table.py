@@ -7,8 +7,8 @@ from collections.abc import Hashable
 from textual import events
 from textual.message import Message
 
+from console.model.job_flags import JobsIndex
 from console.tui.job_rows import audit_columns, audit_row, job_columns, job_row
-from console.tui.jobs_index import JobsIndex
 from console.tui.rows import Cell
 from console.tui.widgets.line_table import LineTable
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Hashable
 
 from textual.message import Message
 
-from console.core.fleet import FleetState
+from console.model.fleet import FleetState
 from console.tui.rows import Cell, node_columns, node_row
 from console.tui.widgets.line_table import LineTable
 

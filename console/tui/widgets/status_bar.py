@@ -9,8 +9,7 @@ from rich.cells import cell_len
 from textual.content import Content
 from textual.widget import Widget
 
-from console.tui.filtering import FAILED_LINKS
-from console.views import LINK_STYLE
+from console.model.states import FAILED_LINKS, LINK_STYLE
 
 
 def short_path(path: str, width: int) -> str:

@@ -1,1 +1,0 @@
-"""Workload engines behind one interface: embedded (SQLite) and Slurm."""

@@ -1,0 +1,2 @@
+"""Pure rules of operations: plans, the planner and its checks, guardrails, the re-checks
+execution makes, outcomes. No I/O."""
